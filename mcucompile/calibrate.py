@@ -1,0 +1,93 @@
+"""Calibration: load sample inputs and record the float range of every tensor by running the float graph."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+import numpy as np
+
+from .ir import CompileError, Graph
+from .simulate import run_float
+
+RANDOM_CALIBRATION_SAMPLES = 16
+
+
+def load_calibration(path: str | os.PathLike, g: Graph) -> dict[str, np.ndarray]:
+    """A .npy (samples of the single input) or .npz (one array per input name) -> {input: N x shape}."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CompileError(f"{path}: calibration file not found")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise CompileError(f"{path}: not a readable .npy/.npz file ({type(exc).__name__})") from None
+    if isinstance(loaded, np.ndarray):
+        if len(g.inputs) != 1:
+            raise CompileError(f"{path}: the model has {len(g.inputs)} inputs; give an .npz with arrays {list(g.inputs)}")
+        arrays = {g.inputs[0]: loaded}
+    else:
+        missing = [name for name in g.inputs if name not in loaded.files]
+        if missing:
+            raise CompileError(f"{path}: no array for input(s) {missing}; the file holds {loaded.files}")
+        arrays = {name: loaded[name] for name in g.inputs}
+    return {name: as_samples(a, g, name, path) for name, a in arrays.items()}
+
+
+def as_samples(a: np.ndarray, g: Graph, name: str, where: str) -> np.ndarray:
+    """Validate one input's samples and shape them N x (1, *sample shape)."""
+    shape = g.tensors[name].shape
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise CompileError(f"{where}: input '{name}' data has dtype {a.dtype}; give float32 samples")
+    a = np.asarray(a, np.float32)
+    if a.shape == tuple(shape):
+        a = a[None]
+    elif a.shape[1:] == tuple(shape[1:]):
+        a = a[:, None]
+    elif a.shape[2:] != tuple(shape[1:]) or a.ndim != len(shape) + 1 or a.shape[1] != shape[0]:
+        raise CompileError(
+            f"{where}: input '{name}' data has shape {a.shape}; expected N x {tuple(shape[1:])} for model shape {shape}"
+        )
+    if a.shape[0] == 0:
+        raise CompileError(f"{where}: input '{name}' has no samples")
+    if not np.all(np.isfinite(a)):
+        raise CompileError(f"{where}: input '{name}' data holds NaN or infinity; clean the calibration data")
+    return a
+
+
+def random_calibration(g: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    print(
+        "warning: no calibration data given; using random-normal inputs, so activation ranges (and accuracy) "
+        "are guesses. Pass --calibration FILE.npy with real samples.",
+        file=sys.stderr,
+    )
+    rng = np.random.default_rng(seed)
+    return {
+        name: rng.standard_normal((RANDOM_CALIBRATION_SAMPLES, *g.tensors[name].shape)).astype(np.float32)
+        for name in g.inputs
+    }
+
+
+def collect_ranges(
+    g: Graph, samples: Mapping[str, np.ndarray], percentile: float | None = None
+) -> dict[str, tuple[float, float]]:
+    """(min, max) of every computed tensor over all samples; with `percentile`, the p-th and (100-p)-th percentiles."""
+    count = len(next(iter(samples.values())))
+    seen: dict[str, list[np.ndarray]] = {}
+    for i in range(count):
+        values = run_float(g, {name: s[i] for name, s in samples.items()})
+        for name, v in values.items():
+            if g.tensors[name].data is not None:
+                continue
+            if percentile is None:
+                v = np.array([v.min(), v.max()])
+            seen.setdefault(name, []).append(np.asarray(v, np.float64).ravel())
+    ranges = {}
+    for name, parts in seen.items():
+        flat = np.concatenate(parts)
+        if percentile is None:
+            ranges[name] = (float(flat.min()), float(flat.max()))
+        else:
+            ranges[name] = (float(np.percentile(flat, 100 - percentile)), float(np.percentile(flat, percentile)))
+    return ranges

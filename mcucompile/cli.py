@@ -1,0 +1,127 @@
+"""The `mcucompile` command line: compile, verify, demo. Errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from . import CompileError, __version__
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
+    name, sep, dims = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=D0,D1,..., got {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mcucompile", description="Compile ONNX models to self-contained int8 C.")
+    p.add_argument("--version", action="version", version=f"mcucompile {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="compile MODEL.onnx to DIR/NAME.c and DIR/NAME.h")
+    c.add_argument("model", help="ONNX model (float)")
+    c.add_argument("-o", "--out", default="build", help="output directory (default: build)")
+    c.add_argument("--name", default="model", help="C prefix and file name (default: model)")
+    c.add_argument("--calibration", help=".npy samples of the input (N x shape) or .npz with one array per input")
+    c.add_argument("--input-shape", action="append", type=_shape_arg, default=[], metavar="NAME=D0,D1,...",
+                   help="static shape for an input with dynamic dimensions (repeatable)")
+    c.add_argument("--percentile", type=float, help="clip activation ranges to this percentile (e.g. 99.99)")
+
+    v = sub.add_parser("verify", help="build DIR/NAME.c with gcc, run it via cffi, compare with onnxruntime")
+    v.add_argument("model", help="the ONNX model the C was compiled from")
+    v.add_argument("build_dir", help="directory holding NAME.c and NAME.h")
+    v.add_argument("--name", default="model")
+    v.add_argument("--data", help=".npy float samples to run (default: 32 random-normal samples)")
+    v.add_argument("--labels", help=".npy integer labels of --data: also report accuracy")
+
+    d = sub.add_parser("demo", help="compile and verify the bundled digits DS-CNN example")
+    d.add_argument("-o", "--out", default="build")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "compile":
+            return _compile(args.model, args.out, args.name, args.calibration, dict(args.input_shape), args.percentile)
+        if args.command == "verify":
+            return _verify(args.model, args.build_dir, args.name, args.data, args.labels)
+        return _demo(args.out)
+    except CompileError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"mcucompile: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _compile(model, out, name, calibration, input_shapes, percentile) -> int:
+    from . import compile as compile_model
+
+    compiled = compile_model(model, name=name, calibration=calibration, input_shapes=input_shapes or None,
+                             percentile=percentile)
+    c_path, h_path = compiled.write(out)
+    print(compiled.summary())
+    print(f"wrote      {c_path} and {h_path}")
+    return 0
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise CompileError(f"{path}: cannot read {what} ({type(exc).__name__})") from None
+
+
+def _verify(model, build_dir, name, data, labels) -> int:
+    from .onnx_import import import_onnx, load_model
+    from .verify import CModel, accuracy, onnxruntime_outputs
+
+    proto = load_model(model)
+    g = import_onnx(proto)
+    shape = g.tensors[g.inputs[0]].shape
+    c_model = CModel(build_dir, name)
+    if data:
+        samples = _load_npy(data, "data").astype(np.float32).reshape(-1, *shape)
+    else:
+        samples = np.random.default_rng(0).standard_normal((32, *shape)).astype(np.float32)
+    reference = onnxruntime_outputs(proto.SerializeToString(), samples)
+    outputs = np.stack([c_model.run_f32(s) for s in samples])
+    print(f"{name}: C (gcc, int8) vs onnxruntime (float): {accuracy(reference, outputs)}")
+    if labels:
+        y = _load_npy(labels, "labels").ravel()
+        if len(y) != len(samples):
+            raise CompileError(f"{labels}: {len(y)} labels for {len(samples)} samples")
+        ref_acc = float(np.mean(reference.reshape(len(y), -1).argmax(1) == y))
+        c_acc = float(np.mean(outputs.reshape(len(y), -1).argmax(1) == y))
+        print(f"{name}: accuracy onnxruntime float {ref_acc * 100:.2f} %, C int8 {c_acc * 100:.2f} %")
+    return 0
+
+
+def _demo(out: str) -> int:
+    model, calib, test = EXAMPLES / "digits_dscnn.onnx", EXAMPLES / "digits_calib.npy", EXAMPLES / "digits_test.npz"
+    if not model.is_file():
+        raise CompileError(f"{model}: the bundled example is missing; run python examples/make_digits.py")
+    _compile(str(model), out, "digits", str(calib), {}, None)
+    data = np.load(test)
+    with_tmp = Path(out)
+    np.save(with_tmp / "digits_test_x.npy", data["x"])
+    np.save(with_tmp / "digits_test_y.npy", data["y"])
+    return _verify(str(model), out, "digits", str(with_tmp / "digits_test_x.npy"), str(with_tmp / "digits_test_y.npy"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""ONNX -> IR: load, fix input shapes, fold constants and shape arithmetic, and build a float Graph.
+
+With calibrate.py, the only module that imports onnx.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+from onnx.reference import ReferenceEvaluator
+
+from .ir import CompileError, Graph, Node, Shape, Tensor
+
+MIN_OPSET, MAX_OPSET = 7, 23
+# Kept as nodes even with constant inputs: quantization nodes carry the scales a QDQ model was trained with.
+NEVER_FOLD = {"QuantizeLinear", "DequantizeLinear", "RandomNormal", "RandomUniform", "RandomNormalLike",
+              "RandomUniformLike", "Multinomial", "Bernoulli"}
+MAX_FOLDED_ELEMENTS = 1 << 24
+
+
+def load_model(path: str | os.PathLike) -> onnx.ModelProto:
+    """Read an ONNX file; any failure becomes a CompileError naming the file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CompileError(f"{path}: no such file; give the path of an .onnx model")
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as exc:  # protobuf raises several types for a corrupt file
+        raise CompileError(f"{path}: not a readable ONNX model ({type(exc).__name__}); re-export it") from None
+    _load_external_data(model, path)
+    return model
+
+
+def _load_external_data(model: onnx.ModelProto, path: str) -> None:
+    base = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    for tensor in onnx.external_data_helper._get_all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        target = os.path.realpath(os.path.join(base, location))
+        if os.path.commonpath([base, target]) != base:
+            raise CompileError(
+                f"{path}: tensor '{tensor.name}' points to external data outside the model's folder "
+                f"({location!r}); refusing it"
+            )
+        if not os.path.isfile(target):
+            raise CompileError(f"{path}: external data file {location!r} of tensor '{tensor.name}' is missing")
+    onnx.external_data_helper.load_external_data_for_model(model, base)
+
+
+def import_onnx(model: onnx.ModelProto, input_shapes: Mapping[str, Shape] | None = None) -> Graph:
+    """A float IR Graph with static shapes and every constant subgraph folded."""
+    opset = _default_opset(model)
+    try:
+        model = onnx.inliner.inline_local_functions(model)
+    except Exception:
+        pass  # a model without functions, or one the inliner rejects: the op check reports what is left
+    _fix_input_shapes(model, dict(input_shapes or {}))
+    for _ in range(16):  # folding can expose new static shapes, which allow more folding
+        model = _infer_shapes(model)
+        if not _fold_constants(model, opset):
+            break
+    model = _infer_shapes(model)
+    return _to_ir(model)
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    versions = {o.domain: o.version for o in model.opset_import}
+    opset = versions.get("", versions.get("ai.onnx"))
+    if opset is None:
+        raise CompileError("the model imports no default ONNX opset; re-export it with opset 13 to 17")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise CompileError(f"the model uses opset {opset}; supported are {MIN_OPSET} to {MAX_OPSET} (re-export it)")
+    return opset
+
+
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as exc:
+        raise CompileError(f"ONNX shape inference failed: {str(exc).splitlines()[0]}") from None
+
+
+def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    initializers = {i.name for i in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in initializers]
+
+
+def _fix_input_shapes(model: onnx.ModelProto, overrides: dict[str, Shape]) -> None:
+    """Make every graph input static: user overrides, a dynamic batch dimension set to 1, else an error."""
+    inputs = _graph_inputs(model)
+    unknown = set(overrides) - {i.name for i in inputs}
+    if unknown:
+        raise CompileError(
+            f"--input-shape names {sorted(unknown)}, but the model's inputs are {[i.name for i in inputs]}"
+        )
+    for vi in inputs:
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name in overrides:
+            shape = overrides[vi.name]
+            if len(shape) != len(dims):
+                raise CompileError(f"--input-shape {vi.name}: rank {len(shape)} given, the model has rank {len(dims)}")
+        else:
+            shape = []
+            for axis, d in enumerate(dims):
+                if d.HasField("dim_value") and d.dim_value > 0:
+                    shape.append(d.dim_value)
+                elif axis == 0:
+                    shape.append(1)  # dynamic batch: one sample per call
+                else:
+                    raise CompileError(
+                        f"input '{vi.name}' has a dynamic dimension {d.dim_param or '?'!r} at axis {axis}; "
+                        f"pass --input-shape {vi.name}=1,..."
+                    )
+        if any(int(s) <= 0 for s in shape):
+            raise CompileError(f"input '{vi.name}' has a zero or negative dimension {tuple(shape)}")
+        if int(np.prod(shape, dtype=np.int64)) > (1 << 28):
+            raise CompileError(f"input '{vi.name}' with shape {tuple(shape)} is too large for a microcontroller")
+        for d, s in zip(dims, shape):
+            d.Clear()
+            d.dim_value = int(s)
+    # Intermediate value_info may carry stale symbolic dims; shape inference recomputes them.
+    del model.graph.value_info[:]
+    for out in model.graph.output:
+        out.type.tensor_type.ClearField("shape")
+
+
+def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
+        t = vi.type.tensor_type
+        if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
+            shapes[vi.name] = tuple(int(d.dim_value) for d in t.shape.dim)
+    return shapes
+
+
+def _fold_constants(model: onnx.ModelProto, opset: int) -> bool:
+    """Replace Constant nodes, Shape/Size of static tensors and all-constant nodes by initializers."""
+    g = model.graph
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    shapes = _static_shapes(model)
+    kept, changed = [], False
+    for node in g.node:
+        values = _try_fold(node, consts, shapes, opset)
+        if values is None:
+            kept.append(node)
+            continue
+        changed = True
+        for name, value in zip(node.output, values):
+            if name:
+                consts[name] = np.asarray(value)
+    if not changed:
+        return False
+    used = {t for n in kept for t in n.input} | {o.name for o in g.output}
+    del g.node[:]
+    g.node.extend(kept)
+    del g.initializer[:]
+    g.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items() if k in used)
+    return True
+
+
+def _try_fold(node, consts, shapes, opset) -> list[np.ndarray] | None:
+    if node.domain not in ("", "ai.onnx") or node.op_type in NEVER_FOLD:
+        return None
+    if node.op_type in ("Shape", "Size") and node.input[0] in shapes and node.input[0] not in consts:
+        shape = np.array(shapes[node.input[0]], np.int64)
+        if node.op_type == "Size":
+            return [np.array(np.prod(shape), np.int64)]
+        attrs = {a.name: a.i for a in node.attribute}
+        return [shape[attrs.get("start", 0) : attrs.get("end", len(shape))]]
+    if node.op_type != "Constant" and not all(i in consts for i in node.input if i):
+        return None
+    feeds = {i: consts[i] for i in node.input if i}
+    try:
+        outputs = ReferenceEvaluator(node, opsets={"": opset}).run(None, feeds)
+    except Exception as exc:
+        raise CompileError(
+            f"node '{node.name}' ({node.op_type}): constant folding failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+    if any(np.asarray(o).size > MAX_FOLDED_ELEMENTS for o in outputs):
+        raise CompileError(f"node '{node.name}' ({node.op_type}): folds to a constant too large for a microcontroller")
+    return [np.asarray(o) for o in outputs]
+
+
+_DTYPES = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.INT8: "int8",
+    onnx.TensorProto.UINT8: "uint8",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.INT64: "int64",
+}
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        elif isinstance(v, onnx.TensorProto):
+            v = numpy_helper.to_array(v)
+        elif isinstance(v, list):
+            v = tuple(x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in v)
+        out[a.name] = v
+    return out
+
+
+def _to_ir(model: onnx.ModelProto) -> Graph:
+    g = model.graph
+    shapes = _static_shapes(model)
+    elem = {vi.name: vi.type.tensor_type.elem_type for vi in [*g.input, *g.value_info, *g.output]}
+    tensors: dict[str, Tensor] = {}
+    for init in g.initializer:
+        data = numpy_helper.to_array(init)
+        if data.dtype == np.float64 or data.dtype == np.float16:
+            data = data.astype(np.float32)
+        if np.issubdtype(data.dtype, np.floating) and not np.all(np.isfinite(data)):
+            raise CompileError(f"initializer '{init.name}' holds NaN or infinity; fix the model's weights")
+        tensors[init.name] = Tensor(init.name, tuple(data.shape), str(data.dtype), data=data)
+
+    def activation(name: str, where: str) -> Tensor:
+        if name not in shapes:
+            raise CompileError(
+                f"{where}: tensor '{name}' has no static shape after shape inference; "
+                "pass --input-shape or re-export the model with static shapes"
+            )
+        dtype = _DTYPES.get(elem.get(name, onnx.TensorProto.FLOAT))
+        if dtype is None:
+            raise CompileError(f"{where}: tensor '{name}' has an unsupported element type {elem.get(name)}")
+        return Tensor(name, shapes[name], dtype)
+
+    inputs = tuple(vi.name for vi in _graph_inputs(model))
+    for name in inputs:
+        tensors[name] = activation(name, f"input '{name}'")
+    nodes: list[Node] = []
+    seen: set[str] = set()
+    for i, n in enumerate(g.node):
+        name = n.name or f"{n.op_type}_{i}"
+        while name in seen:
+            name = f"{name}_{i}"
+        seen.add(name)
+        if n.domain not in ("", "ai.onnx"):
+            raise CompileError(f"node '{name}': operator {n.domain}::{n.op_type} from a custom domain is not supported")
+        for out in n.output:
+            if out and out not in tensors:
+                tensors[out] = activation(out, f"node '{name}' ({n.op_type})")
+        nodes.append(Node(n.op_type, name, tuple(n.input), tuple(n.output), _attrs(n)))
+    outputs = tuple(o.name for o in g.output)
+    for name in outputs:
+        if name not in tensors:
+            raise CompileError(f"graph output '{name}' is not computed by any node")
+    graph = Graph(tuple(nodes), tensors, inputs, outputs, name=g.name or "model")
+    graph.verify()
+    return graph

@@ -1,0 +1,153 @@
+"""Conv -> mcu_conv_s8 (group == 1) or mcu_depthwise_conv_s8 (group == C_in)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import quant
+from ..ir import CompileError, Graph, KernelCall, Node
+from ..layout import kernel_dims, to_logical
+from .registry import OpDef, register, register_kernel
+from .window import Window, gather_windows, window_of
+
+# |w * (x + input_offset)| <= 127 * 255, so an int32 accumulator holds this many taps without overflow.
+MAX_ACCUMULATION_DEPTH = (2**31 - 1) // (127 * 255) - 1
+
+
+def conv_window(node: Node, x_shape, w_shape, y_shape) -> Window:
+    return window_of(node, x_shape, y_shape, (int(w_shape[2]), int(w_shape[3])))
+
+
+def conv_reference(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> list[np.ndarray]:
+    group = int(node.attr("group", 1))
+    n, c = x.shape[:2]
+    o, cg, kh, kw = w.shape
+    win = conv_window(node, x.shape, w.shape, _conv_out_shape(node, x.shape, w.shape))
+    cols = gather_windows(x.astype(np.float32), win, 0.0)  # (N, C, KH, KW, OH, OW)
+    oh, ow = win.out_hw
+    cols = cols.reshape(n, group, cg * kh * kw, oh * ow)
+    wg = w.astype(np.float32).reshape(group, o // group, cg * kh * kw)
+    y = np.einsum("gok,ngkp->ngop", wg, cols, optimize=True).reshape(n, o, oh, ow)
+    if b is not None:
+        y = y + b.astype(np.float32).reshape(1, -1, 1, 1)
+    return [y.astype(np.float32)]
+
+
+def _conv_out_shape(node: Node, x_shape, w_shape) -> tuple[int, ...]:
+    """Output shape of a Conv (only needed where the graph has no inferred shape, e.g. reference runs in tests)."""
+    kh, kw = int(w_shape[2]), int(w_shape[3])
+    strides = node.attr("strides", (1, 1))
+    dil = node.attr("dilations", (1, 1))
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    out = []
+    for i, k in enumerate((kh, kw)):
+        size = int(x_shape[2 + i])
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            out.append(-(-size // strides[i]))
+        else:
+            pads = node.attr("pads", (0, 0, 0, 0)) if auto_pad == "NOTSET" else (0, 0, 0, 0)
+            out.append((size + pads[i] + pads[i + 2] - dil[i] * (k - 1) - 1) // strides[i] + 1)
+    return (int(x_shape[0]), int(w_shape[0]), *out)
+
+
+def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
+    x, w, y = g.tensors[node.inputs[0]], g.tensors[node.inputs[1]], g.tensors[node.outputs[0]]
+    bias = g.const(node.inputs[2])
+    group = int(node.attr("group", 1))
+    c_in, c_out = x.shape[1], w.shape[0]
+    win = conv_window(node, x.shape, w.shape, y.shape)
+    depthwise = group > 1 and group == c_in
+    if group != 1 and not depthwise:
+        raise CompileError(
+            f"node '{node.name}' (Conv): grouped convolution with group={group} (C_in={c_in}) is not supported; "
+            "only group=1 and depthwise (group=C_in) are"
+        )
+    if not depthwise and w.shape[1] * win.kernel[0] * win.kernel[1] > MAX_ACCUMULATION_DEPTH:
+        raise CompileError(f"node '{node.name}' (Conv): accumulation depth exceeds the int32 accumulator")
+    mult, shift = quant.quantize_multipliers(
+        np.float64(x.quant.s) * w.quant.scale.astype(np.float64) / np.float64(y.quant.s)
+    )
+    act_min, act_max = quant.activation_range(node.attr("activation"), y.quant)
+    weights = w.data.transpose(1, 2, 3, 0) if depthwise else w.data.transpose(0, 2, 3, 1)  # [1,KH,KW,O] / OHWI
+    params = dict(
+        input_offset=-x.quant.zp,
+        output_offset=y.quant.zp,
+        stride=win.strides,
+        padding=(win.pads[0], win.pads[1]),
+        dilation=win.dilations,
+        act_min=act_min,
+        act_max=act_max,
+        in_dims=kernel_dims(x.shape),
+        filter_dims=tuple(int(d) for d in weights.shape),
+        out_dims=kernel_dims(y.shape),
+    )
+    kernel = "mcu_depthwise_conv_s8" if depthwise else "mcu_conv_s8"
+    scratch = 0 if depthwise else 2 * int(np.prod(weights.shape[1:]))  # one im2col column of int16
+    return [
+        KernelCall(
+            kernel=kernel,
+            template="kernels/conv_s8.c.j2",
+            node=node.name,
+            params=params,
+            arrays=dict(weights=np.ascontiguousarray(weights), bias=bias, multiplier=mult, shift=shift),
+            inputs=(node.inputs[0],),
+            outputs=node.outputs,
+            scratch_bytes=scratch,
+        )
+    ]
+
+
+def _window_of_call(call: KernelCall, kh: int, kw: int) -> Window:
+    p = call.params
+    _, oh, ow, _ = p["out_dims"]
+    pads = (p["padding"][0], p["padding"][1], 0, 0)
+    return Window((kh, kw), tuple(p["stride"]), tuple(p["dilation"]), pads, (oh, ow))
+
+
+def _offset_windows(call: KernelCall, x: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    """int64 (N, C, KH, KW, OH, OW) of x + input_offset, 0 at taps outside the image (skipped in C)."""
+    n, h, w, c = call.params["in_dims"]
+    xs = to_logical(x, (n, c, h, w)).astype(np.int64) + call.params["input_offset"]
+    return gather_windows(xs, _window_of_call(call, kh, kw), 0)
+
+
+def _finish(call: KernelCall, acc: np.ndarray) -> np.ndarray:
+    p, a = call.params, call.arrays
+    acc = acc + a["bias"].astype(np.int64)
+    return quant.requantize_to_int8(
+        acc, a["multiplier"], a["shift"], p["output_offset"], p["act_min"], p["act_max"]
+    ).reshape(p["out_dims"])
+
+
+@register_kernel("mcu_conv_s8")
+def conv_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
+    w = call.arrays["weights"].astype(np.int64)  # OHWI
+    o, kh, kw, c = w.shape
+    cols = _offset_windows(call, inputs[0], kh, kw)  # (N, C, KH, KW, OH, OW)
+    n, _, _, _, oh, ow = cols.shape
+    cols = cols.transpose(0, 4, 5, 2, 3, 1).reshape(n * oh * ow, kh * kw * c)
+    return _finish(call, cols @ w.reshape(o, -1).T)
+
+
+@register_kernel("mcu_depthwise_conv_s8")
+def depthwise_conv_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
+    w = call.arrays["weights"].astype(np.int64)  # [1, KH, KW, C_OUT]
+    _, kh, kw, c_out = w.shape
+    cols = _offset_windows(call, inputs[0], kh, kw)
+    mult = c_out // cols.shape[1]
+    cols = cols[:, np.arange(c_out) // mult]  # output channel oc reads input channel oc / multiplier
+    acc = np.einsum("noyxhw,yxo->nhwo", cols, w[0])
+    return _finish(call, acc)
+
+
+register(
+    OpDef(
+        "Conv",
+        reference=conv_reference,
+        weight_axis={1: 0},
+        bias_input=2,
+        lower=lower_conv,
+        fusable_activation=True,
+    )
+)

@@ -1,0 +1,88 @@
+"""Gemm and MatMul with a constant weight -> mcu_fully_connected_s8.
+
+The canonicalize pass rewrites both into Gemm(x[N,K], W[O,K], b[O]) with transB=1, alpha=beta=1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import quant
+from ..ir import CompileError, Graph, KernelCall, Node
+from .conv import MAX_ACCUMULATION_DEPTH
+from .registry import OpDef, register, register_kernel
+
+
+def gemm_reference(node: Node, a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> list[np.ndarray]:
+    a = a.T if node.attr("transA", 0) else a
+    b = b.T if node.attr("transB", 0) else b
+    y = float(node.attr("alpha", 1.0)) * (a.astype(np.float32) @ b.astype(np.float32))
+    if c is not None:
+        y = y + float(node.attr("beta", 1.0)) * c.astype(np.float32)
+    return [y.astype(np.float32)]
+
+
+def matmul_reference(node: Node, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+    return [np.matmul(a.astype(np.float32), b.astype(np.float32))]
+
+
+def lower_gemm(node: Node, g: Graph) -> list[KernelCall]:
+    x, w, y = g.tensors[node.inputs[0]], g.tensors[node.inputs[1]], g.tensors[node.outputs[0]]
+    if w.data is None or node.attr("transA", 0) or not node.attr("transB", 0) or len(x.shape) != 2:
+        raise CompileError(
+            f"node '{node.name}' (Gemm): only a 2-D input times a constant weight is supported"
+        )
+    rows, depth = x.shape
+    if depth > MAX_ACCUMULATION_DEPTH:
+        raise CompileError(f"node '{node.name}' (Gemm): {depth} inputs exceed the int32 accumulator")
+    mult, shift = quant.quantize_multipliers(
+        np.float64(x.quant.s) * w.quant.scale.astype(np.float64) / np.float64(y.quant.s)
+    )
+    act_min, act_max = quant.activation_range(node.attr("activation"), y.quant)
+    return [
+        KernelCall(
+            kernel="mcu_fully_connected_s8",
+            template="kernels/fully_connected_s8.c.j2",
+            node=node.name,
+            params=dict(
+                input_offset=-x.quant.zp,
+                output_offset=y.quant.zp,
+                act_min=act_min,
+                act_max=act_max,
+                rows=int(rows),
+                depth=int(depth),
+                out_features=int(w.shape[0]),
+            ),
+            arrays=dict(weights=w.data, bias=g.const(node.inputs[2]), multiplier=mult, shift=shift),
+            inputs=(node.inputs[0],),
+            outputs=node.outputs,
+        )
+    ]
+
+
+@register_kernel("mcu_fully_connected_s8")
+def fully_connected_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
+    p, a = call.params, call.arrays
+    x = inputs[0].reshape(p["rows"], p["depth"]).astype(np.int64) + p["input_offset"]
+    acc = x @ a["weights"].astype(np.int64).T + a["bias"].astype(np.int64)
+    return quant.requantize_to_int8(acc, a["multiplier"], a["shift"], p["output_offset"], p["act_min"], p["act_max"])
+
+
+def _matmul_needs_canonical_form(node: Node, g: Graph) -> list[KernelCall]:
+    raise CompileError(
+        f"node '{node.name}' (MatMul): only a 2-D input times a constant 2-D matrix is supported "
+        "(the second operand must be an initializer)"
+    )
+
+
+register(
+    OpDef(
+        "Gemm",
+        reference=gemm_reference,
+        weight_axis={1: 0},
+        bias_input=2,
+        lower=lower_gemm,
+        fusable_activation=True,
+    )
+)
+register(OpDef("MatMul", reference=matmul_reference, lower=_matmul_needs_canonical_form))

@@ -1,0 +1,85 @@
+"""The op registry: each op's float reference, quantization rule and lowering, keyed by op type.
+
+Kernel references (the bit-exact numpy spec of each C kernel) are registered here too, by kernel name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ..ir import CompileError, Graph, KernelCall, Node
+
+# How an op's int8 output gets its quantization parameters:
+#   "calibrated": from the observed float range;  "same": the input's (max pool, clamp, views);
+#   "softmax": the fixed TFLite convention scale 1/256, zero point -128.
+QuantRule = Literal["calibrated", "same", "softmax"]
+
+FloatReference = Callable[..., list[np.ndarray]]  # (node, *input arrays) -> output arrays, NCHW float32
+KernelReference = Callable[[KernelCall, list[np.ndarray]], np.ndarray]  # physical-layout int8 in and out
+
+
+Lowering = Callable[[Node, Graph], list[KernelCall]]  # (node, quantized graph) -> kernel calls
+
+
+@dataclass(frozen=True)
+class OpDef:
+    onnx_type: str
+    reference: FloatReference
+    quant: QuantRule = "calibrated"
+    weight_axis: Mapping[int, int] = field(default_factory=dict)  # input index -> per-channel axis
+    bias_input: int | None = None  # int32 bias, scale = s_in * s_w[c]
+    lower: Lowering | None = None  # None: a view (Reshape & co.) or a pass must remove it first
+    is_view: bool = False  # output aliases the input's bytes when the layout allows it
+    fusable_activation: bool = False  # a following Relu/Clip may become this op's clamp
+
+
+_OPS: dict[str, OpDef] = {}
+_KERNELS: dict[str, KernelReference] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    if op.onnx_type in _OPS:
+        raise ValueError(f"op {op.onnx_type} is already registered")
+    _OPS[op.onnx_type] = op
+    return op
+
+
+def register_kernel(name: str) -> Callable[[KernelReference], KernelReference]:
+    def deco(fn: KernelReference) -> KernelReference:
+        if name in _KERNELS:
+            raise ValueError(f"kernel {name} is already registered")
+        _KERNELS[name] = fn
+        return fn
+
+    return deco
+
+
+def is_supported(op_type: str) -> bool:
+    return op_type in _OPS
+
+
+def get(op_type: str, node_name: str = "?") -> OpDef:
+    try:
+        return _OPS[op_type]
+    except KeyError:
+        raise CompileError(
+            f"node '{node_name}': operator {op_type} is not supported "
+            f"(supported: {', '.join(sorted(_OPS))})"
+        ) from None
+
+
+def kernel_reference(kernel: str) -> KernelReference:
+    return _KERNELS[kernel]
+
+
+def supported_ops() -> list[str]:
+    return sorted(_OPS)
+
+
+def attr_ints(node: Node, key: str, default: Any) -> tuple[int, ...]:
+    value = node.attr(key, default)
+    return tuple(int(v) for v in value)

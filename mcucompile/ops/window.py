@@ -1,0 +1,78 @@
+"""Sliding-window geometry shared by convolution and pooling: pads from auto_pad, and window gathering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import CompileError, Node, Shape
+from .registry import attr_ints
+
+
+@dataclass(frozen=True)
+class Window:
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    dilations: tuple[int, int]
+    pads: tuple[int, int, int, int]  # top, left, bottom, right (ONNX order: x1_begin, x2_begin, x1_end, x2_end)
+    out_hw: tuple[int, int]
+
+
+def window_of(node: Node, in_shape: Shape, out_shape: Shape, kernel: tuple[int, int]) -> Window:
+    """The 2-D window of a Conv/Pool node on an NCHW input, with auto_pad resolved to explicit pads."""
+    if len(in_shape) != 4:
+        raise CompileError(
+            f"node '{node.name}' ({node.op}): only 2-D spatial inputs (rank 4, NCHW) are supported, got shape {in_shape}"
+        )
+    strides = attr_ints(node, "strides", (1, 1))
+    dilations = attr_ints(node, "dilations", (1, 1))
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    if isinstance(auto_pad, bytes):
+        auto_pad = auto_pad.decode()
+    out_hw = (int(out_shape[2]), int(out_shape[3]))
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0, 0, 0, 0]
+        for i in range(2):
+            total = max((out_hw[i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 - in_shape[2 + i], 0)
+            small, big = total // 2, total - total // 2
+            pads[i], pads[i + 2] = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+    elif auto_pad == "VALID":
+        pads = [0, 0, 0, 0]
+    else:
+        pads = list(attr_ints(node, "pads", (0, 0, 0, 0)))
+    if len(strides) != 2 or len(dilations) != 2 or len(pads) != 4:
+        raise CompileError(f"node '{node.name}' ({node.op}): only 2-D windows are supported")
+    return Window(tuple(kernel), tuple(strides), tuple(dilations), tuple(pads), out_hw)  # type: ignore[arg-type]
+
+
+def gather_windows(x: np.ndarray, win: Window, fill: float) -> np.ndarray:
+    """NCHW x -> (N, C, KH, KW, OH, OW): the input under every tap of every window; outside the image = fill.
+
+    The bottom/right edge is padded further when ceil_mode windows run past the explicit pads.
+    """
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.strides, win.dilations
+    pt, pl, pb, pr = win.pads
+    oh, ow = win.out_hw
+    need_h = (oh - 1) * sh + dh * (kh - 1) + 1
+    need_w = (ow - 1) * sw + dw * (kw - 1) + 1
+    extra_b = max(need_h - (h + pt + pb), 0)
+    extra_r = max(need_w - (w + pl + pr), 0)
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb + extra_b), (pl, pr + extra_r)), constant_values=fill)
+    out = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    for ky in range(kh):
+        for kx in range(kw):
+            out[:, :, ky, kx] = xp[:, :, ky * dh : ky * dh + sh * (oh - 1) + 1 : sh, kx * dw : kx * dw + sw * (ow - 1) + 1 : sw]
+    return out
+
+
+def tap_inside(in_hw: tuple[int, int], win: Window, lo: tuple[int, int], hi: tuple[int, int]) -> np.ndarray:
+    """(KH, KW, OH, OW) mask of taps whose input position lies in [lo, hi) per axis (positions in input coordinates)."""
+    (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.strides, win.dilations
+    oh, ow = win.out_hw
+    iy = np.arange(oh)[None, :] * sh - win.pads[0] + np.arange(kh)[:, None] * dh  # (KH, OH)
+    ix = np.arange(ow)[None, :] * sw - win.pads[1] + np.arange(kw)[:, None] * dw  # (KW, OW)
+    my = (iy >= lo[0]) & (iy < hi[0])
+    mx = (ix >= lo[1]) & (ix < hi[1])
+    return my[:, None, :, None] & mx[None, :, None, :]

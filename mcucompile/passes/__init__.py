@@ -1,0 +1,24 @@
+"""Graph passes: pure functions Graph -> Graph, run as straight-line pipelines and verified between steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..ir import Graph
+from .canonicalize import canonicalize, remove_identity_and_dropout
+from .fold_batchnorm import fold_batchnorm
+from .fuse_activation import fuse_activation
+
+Pass = Callable[[Graph], Graph]
+
+FLOAT_PIPELINE: tuple[Pass, ...] = (remove_identity_and_dropout, canonicalize, fold_batchnorm, fuse_activation)
+
+
+def run_passes(g: Graph, passes: Sequence[Pass], trace: Callable[[str, Graph], None] | None = None) -> Graph:
+    g.verify()
+    for p in passes:
+        g = p(g)
+        g.verify()  # fail in the pass that broke the graph, not three passes later
+        if trace:
+            trace(p.__name__, g)
+    return g

@@ -1,0 +1,124 @@
+"""Rewrite equivalent ONNX spellings into the one form each op's lowering expects.
+
+- Identity and Dropout (inference) disappear.
+- Relu becomes Clip(min=0); Clip's min/max inputs become attributes.
+- MatMul(x[N,K], constant B[K,O]) becomes Gemm; every Gemm gets W[O,K] with transB=1 and alpha=beta=1,
+  its bias a vector of O values, and a following Add of a constant vector is folded into that bias.
+- ReduceMean's axes input (opset 18) becomes an attribute.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir import CompileError, Graph, Node, Tensor
+
+
+def remove_identity_and_dropout(g: Graph) -> Graph:
+    """Identity/Dropout -> nothing; consumers read the input instead (or the producer takes over a graph output)."""
+    for node in [n for n in g.nodes if n.op in ("Identity", "Dropout")]:
+        src, dst = node.inputs[0], node.outputs[0]
+        if len(node.outputs) > 1 and node.outputs[1] and g.consumers(node.outputs[1]):
+            raise CompileError(f"node '{node.name}' (Dropout): its mask output is used; only inference graphs are supported")
+        producer = g.producer(src)
+        if dst in g.outputs:
+            if producer is None or src in g.outputs:
+                raise CompileError(f"node '{node.name}' ({node.op}): the graph output '{dst}' is a copy of an input")
+            renamed = {src: dst}
+        else:
+            renamed = {dst: src}
+        nodes = [
+            Node(n.op, n.name, tuple(renamed.get(t, t) for t in n.inputs), tuple(renamed.get(t, t) for t in n.outputs),
+                 n.attrs)
+            for n in g.nodes
+            if n is not node
+        ]
+        g = g.rewrite(nodes)
+    return g
+
+
+def _scalar(g: Graph, name: str, default: float) -> float:
+    if not name:
+        return default
+    value = g.const(name)
+    if value is None:
+        raise CompileError(f"tensor '{name}': Clip bounds must be constants")
+    return float(np.asarray(value).ravel()[0])
+
+
+def _canonical_clip(g: Graph, n: Node) -> Node:
+    if n.op == "Relu":
+        return Node("Clip", n.name, n.inputs[:1], n.outputs, {"min": 0.0, "max": math.inf})
+    lo = _scalar(g, n.inputs[1], float(n.attr("min", -math.inf))) if len(n.inputs) > 1 else float(n.attr("min", -math.inf))
+    hi = _scalar(g, n.inputs[2], float(n.attr("max", math.inf))) if len(n.inputs) > 2 else float(n.attr("max", math.inf))
+    return Node("Clip", n.name, n.inputs[:1], n.outputs, {"min": lo, "max": hi})
+
+
+def _canonical_gemm(g: Graph, n: Node, new: dict[str, Tensor]) -> Node:
+    """Gemm/MatMul with a constant weight -> Gemm(x, W[O,K], b[O]), transB=1, alpha=beta=1."""
+    w = g.const(n.inputs[1])
+    if w is None or w.ndim != 2 or len(g.tensors[n.inputs[0]].shape) != 2 or n.attr("transA", 0):
+        return n  # lowering explains what is unsupported
+    w = w.astype(np.float64)
+    if n.op == "Gemm":
+        w = w if n.attr("transB", 0) else w.T
+        w = w * float(n.attr("alpha", 1.0))
+    else:
+        w = w.T
+    out_features = w.shape[0]
+    bias = np.zeros(out_features)
+    if n.op == "Gemm" and len(n.inputs) > 2 and n.inputs[2]:
+        c = g.const(n.inputs[2])
+        if c is None or c.size not in (1, out_features):
+            return n
+        bias = np.broadcast_to(c.astype(np.float64).ravel(), (out_features,)) * float(n.attr("beta", 1.0))
+    w_name, b_name = f"{n.name}::weight", f"{n.name}::bias"
+    new[w_name] = Tensor(w_name, w.shape, "float32", data=w.astype(np.float32))
+    new[b_name] = Tensor(b_name, bias.shape, "float32", data=bias.astype(np.float32))
+    return Node("Gemm", n.name, (n.inputs[0], w_name, b_name), n.outputs, {"transB": 1})
+
+
+def _fold_bias_add(g: Graph, nodes: list[Node], new: dict[str, Tensor]) -> list[Node]:
+    """Gemm -> Add(constant vector) becomes one Gemm with the sum as bias (MatMul+Add is how Linear often exports)."""
+    out = list(nodes)
+    by_output = {t: n for n in out for t in n.outputs}
+    for add in [n for n in out if n.op == "Add"]:
+        consts = [t for t in add.inputs if g.const(t) is not None]
+        if len(consts) != 1:
+            continue
+        other = add.inputs[1] if add.inputs[0] == consts[0] else add.inputs[0]
+        gemm = by_output.get(other)
+        if gemm is None or gemm.op != "Gemm" or gemm.attr("transB", 0) != 1 or len(gemm.inputs) < 3:
+            continue
+        if other in g.outputs or sum(other in n.inputs for n in out) != 1:
+            continue
+        bias = new.get(gemm.inputs[2], g.tensors.get(gemm.inputs[2]))
+        c = g.const(consts[0]).astype(np.float32)
+        if bias is None or bias.data is None or c.size not in (1, bias.data.size) or c.ndim > 2:
+            continue
+        b_name = f"{gemm.name}::bias_add"
+        new[b_name] = Tensor(b_name, bias.shape, "float32", data=(bias.data + c.ravel()).astype(np.float32))
+        fused = Node("Gemm", gemm.name, (gemm.inputs[0], gemm.inputs[1], b_name), add.outputs, gemm.attrs)
+        out = [fused if n is gemm else n for n in out if n is not add]
+        by_output = {t: n for n in out for t in n.outputs}
+    return out
+
+
+def canonicalize(g: Graph) -> Graph:
+    new: dict[str, Tensor] = {}
+    nodes = []
+    for n in g.nodes:
+        if n.op in ("Relu", "Clip"):
+            n = _canonical_clip(g, n)
+        elif n.op in ("Gemm", "MatMul"):
+            n = _canonical_gemm(g, n, new)
+        elif n.op == "ReduceMean" and len(n.inputs) > 1 and n.inputs[1]:
+            axes = g.const(n.inputs[1])
+            if axes is None:
+                raise CompileError(f"node '{n.name}' (ReduceMean): axes must be a constant")
+            n = Node(n.op, n.name, n.inputs[:1], n.outputs, {**n.attrs, "axes": tuple(int(a) for a in axes.ravel())})
+        nodes.append(n)
+    nodes = _fold_bias_add(g, nodes, new)
+    return g.rewrite(nodes, new)

@@ -1,0 +1,142 @@
+/*
+ * mcu_nn: int8 neural-network kernels for microcontrollers (C99, stdint only, no malloc, no globals).
+ *
+ * Conventions (CMSIS-NN style): argument order ctx, params, quant, (dims, data)..., output dims, output;
+ * inputs are const; activations are NHWC; every kernel returns an mcu_status. The int8 arithmetic is
+ * TFLite's (see mcu_nn_support.h); mcucompile's numpy references in mcucompile/ops/ are the spec, and tests
+ * check these kernels against them bit for bit. mcucompile copies only the kernels a model uses into its
+ * generated C file, with MCU_API defined as static.
+ */
+#ifndef MCU_NN_H
+#define MCU_NN_H
+
+#include "mcu_nn_support.h"
+#include "mcu_nn_types.h"
+
+/**
+ * @brief Per-channel int8 2-D convolution (group = 1).
+ * @param[in]  ctx          Scratch of mcu_conv_s8_get_buffer_size() bytes, 2-byte aligned (one int16 im2col column).
+ * @param[in]  params       Range of input_offset: [-127, 128]; output_offset: [-128, 127].
+ * @param[in]  quant        Requantization per output channel, length output_dims->c.
+ * @param[in]  input_dims   Format: [N, H, W, C_IN]
+ * @param[in]  filter_dims  Format: [C_OUT, HK, WK, C_IN]; HK * WK * C_IN < 66,000 (int32 accumulator).
+ * @param[in]  bias         int32, length C_OUT, or NULL.
+ * @param[out] output       Format: [N, H_OUT, W_OUT, C_OUT]
+ * @return MCU_STATUS_ARG_ERROR if channel counts disagree or the scratch is too small.
+ */
+MCU_API mcu_status mcu_conv_s8(const mcu_context *ctx,
+                               const mcu_conv_params *params,
+                               const mcu_per_channel_quant *quant,
+                               const mcu_dims *input_dims,
+                               const int8_t *input,
+                               const mcu_dims *filter_dims,
+                               const int8_t *filter,
+                               const int32_t *bias,
+                               const mcu_dims *output_dims,
+                               int8_t *output);
+
+/** @brief Scratch bytes of mcu_conv_s8: 2 * HK * WK * C_IN. */
+MCU_API int32_t mcu_conv_s8_get_buffer_size(const mcu_dims *filter_dims);
+
+/**
+ * @brief Per-channel int8 depthwise convolution; output channel o reads input channel o / (C_OUT / C_IN).
+ * @param[in]  ctx          Unused (may be NULL).
+ * @param[in]  input_dims   Format: [N, H, W, C_IN]
+ * @param[in]  filter_dims  Format: [1, HK, WK, C_OUT]; C_OUT is a multiple of C_IN.
+ * @param[out] output       Format: [N, H_OUT, W_OUT, C_OUT]
+ */
+MCU_API mcu_status mcu_depthwise_conv_s8(const mcu_context *ctx,
+                                         const mcu_conv_params *params,
+                                         const mcu_per_channel_quant *quant,
+                                         const mcu_dims *input_dims,
+                                         const int8_t *input,
+                                         const mcu_dims *filter_dims,
+                                         const int8_t *filter,
+                                         const int32_t *bias,
+                                         const mcu_dims *output_dims,
+                                         int8_t *output);
+
+/**
+ * @brief Per-channel int8 fully connected layer: output[n][o] = requant(sum_k w[o][k] * (x[n][k] + input_offset) + b[o]).
+ * @param[in]  input_dims   Format: [N, 1, 1, K]
+ * @param[in]  filter_dims  Format: [C_OUT, 1, 1, K]
+ * @param[out] output       Format: [N, 1, 1, C_OUT]
+ */
+MCU_API mcu_status mcu_fully_connected_s8(const mcu_context *ctx,
+                                          const mcu_fc_params *params,
+                                          const mcu_per_channel_quant *quant,
+                                          const mcu_dims *input_dims,
+                                          const int8_t *input,
+                                          const mcu_dims *filter_dims,
+                                          const int8_t *filter,
+                                          const int32_t *bias,
+                                          const mcu_dims *output_dims,
+                                          int8_t *output);
+
+/**
+ * @brief int8 max pooling; input and output share scale and zero point. Taps outside the image are skipped.
+ * @param[in]  input_dims   Format: [N, H, W, C]
+ * @param[out] output       Format: [N, H_OUT, W_OUT, C]
+ */
+MCU_API mcu_status mcu_max_pool_s8(const mcu_context *ctx,
+                                   const mcu_pool_params *params,
+                                   const mcu_dims *input_dims,
+                                   const int8_t *input,
+                                   const mcu_dims *output_dims,
+                                   int8_t *output);
+
+/**
+ * @brief int8 average pooling with TFLite's rounding (halves away from zero); input and output share
+ *        scale and zero point. The divisor counts in-image taps, plus padded ones with count_include_pad.
+ */
+MCU_API mcu_status mcu_avg_pool_s8(const mcu_context *ctx,
+                                   const mcu_pool_params *params,
+                                   const mcu_dims *input_dims,
+                                   const int8_t *input,
+                                   const mcu_dims *output_dims,
+                                   int8_t *output);
+
+/**
+ * @brief int8 mean over H and W with requantization to the output's scale and zero point.
+ * @param[in]  input_dims   Format: [N, H, W, C]
+ * @param[out] output       Format: [N, 1, 1, C]
+ */
+MCU_API mcu_status mcu_mean_s8(const mcu_context *ctx,
+                               const mcu_mean_params *params,
+                               const mcu_dims *input_dims,
+                               const int8_t *input,
+                               int8_t *output);
+
+/** @brief Elementwise int8 add of two tensors of `size` elements with different scales (TFLite ADD). */
+MCU_API mcu_status mcu_add_s8(const mcu_context *ctx,
+                              const mcu_add_params *params,
+                              const int8_t *input1,
+                              const int8_t *input2,
+                              int32_t size,
+                              int8_t *output);
+
+/** @brief Elementwise clamp to [activation.min, activation.max]; output may equal input (in place). */
+MCU_API mcu_status mcu_clamp_s8(const mcu_context *ctx,
+                                const mcu_activation *activation,
+                                const int8_t *input,
+                                int32_t size,
+                                int8_t *output);
+
+/**
+ * @brief int8 softmax over rows of `depth` values; output scale 1/256, zero point -128.
+ * @param[in] depth  1 .. 16,383 (the int32 sum of Q16 exponentials must not overflow).
+ */
+MCU_API mcu_status mcu_softmax_s8(const mcu_context *ctx,
+                                  const mcu_softmax_params *params,
+                                  const int8_t *input,
+                                  int32_t rows,
+                                  int32_t depth,
+                                  int8_t *output);
+
+/** @brief Copy a row-major int8 tensor of rank <= 4 with its axes permuted; output must not overlap input. */
+MCU_API mcu_status mcu_transpose_s8(const mcu_context *ctx,
+                                    const mcu_transpose_params *params,
+                                    const int8_t *input,
+                                    int8_t *output);
+
+#endif /* MCU_NN_H */

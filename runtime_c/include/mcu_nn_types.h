@@ -1,0 +1,114 @@
+/*
+ * mcu_nn types: dimensions, parameter structs and the status enum shared by every kernel.
+ * Layouts are NHWC for activations; sign conventions are stated on each field and pinned by tests.
+ */
+#ifndef MCU_NN_TYPES_H
+#define MCU_NN_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum
+{
+    MCU_STATUS_OK = 0,         /**< Success */
+    MCU_STATUS_ARG_ERROR = -1, /**< An argument violates a constraint documented in mcu_nn.h */
+    MCU_STATUS_NO_IMPL = -2    /**< Valid arguments, but this combination is not implemented */
+} mcu_status;
+
+typedef struct
+{
+    int32_t n; /**< Batch */
+    int32_t h; /**< Height */
+    int32_t w; /**< Width */
+    int32_t c; /**< Channels (innermost) */
+} mcu_dims;
+
+typedef struct
+{
+    int32_t h;
+    int32_t w;
+} mcu_tile;
+
+typedef struct
+{
+    int32_t min; /**< Lower clamp of the int8 output, fused activation included */
+    int32_t max; /**< Upper clamp of the int8 output */
+} mcu_activation;
+
+typedef struct
+{
+    void *buf;    /**< Scratch memory inside the arena, or NULL when the kernel needs none */
+    int32_t size; /**< Bytes available at buf */
+} mcu_context;
+
+typedef struct
+{
+    const int32_t *multiplier; /**< Q31, one per output channel */
+    const int32_t *shift;      /**< Per output channel; > 0 shifts left, < 0 shifts right */
+} mcu_per_channel_quant;
+
+typedef struct
+{
+    int32_t input_offset;  /**< -(input zero point), added to every input value */
+    int32_t output_offset; /**< +(output zero point), added after requantization */
+    mcu_tile stride;
+    mcu_tile padding; /**< Top and left padding; bottom and right follow from the output size */
+    mcu_tile dilation;
+    mcu_activation activation;
+} mcu_conv_params;
+
+typedef struct
+{
+    int32_t input_offset;  /**< -(input zero point) */
+    int32_t output_offset; /**< +(output zero point) */
+    mcu_activation activation;
+} mcu_fc_params;
+
+typedef struct
+{
+    mcu_tile kernel;
+    mcu_tile stride;
+    mcu_tile padding;  /**< Top and left padding */
+    mcu_tile pad_end;  /**< Bottom and right padding (counted by average pooling with count_include_pad) */
+    mcu_tile dilation; /**< Max pooling only */
+    int32_t count_include_pad; /**< Average pooling: 1 counts padded taps as the pad value */
+    int32_t pad_value;         /**< Average pooling: the int8 value of a padded tap (the zero point) */
+    mcu_activation activation;
+} mcu_pool_params;
+
+typedef struct
+{
+    int32_t input_offset;  /**< -(input zero point) */
+    int32_t output_offset; /**< +(output zero point) */
+    int32_t multiplier;    /**< Q31 of input_scale / (output_scale * H * W) */
+    int32_t shift;         /**< > 0 shifts left */
+    mcu_activation activation;
+} mcu_mean_params;
+
+typedef struct
+{
+    int32_t input1_offset; /**< -(zero point of input 1) */
+    int32_t input2_offset; /**< -(zero point of input 2) */
+    int32_t left_shift;    /**< Headroom shift applied to both inputs (20 for int8, as TFLite) */
+    int32_t input1_multiplier;
+    int32_t input1_shift; /**< <= 0 */
+    int32_t input2_multiplier;
+    int32_t input2_shift; /**< <= 0 */
+    int32_t output_multiplier;
+    int32_t output_shift;
+    int32_t output_offset; /**< +(output zero point) */
+    mcu_activation activation;
+} mcu_add_params;
+
+typedef struct
+{
+    const int32_t *exp_table; /**< 256 entries: round(2^16 * exp(-input_scale * d)) for d = max - x */
+} mcu_softmax_params;
+
+typedef struct
+{
+    int32_t in_dims[4]; /**< Row-major shape of the input */
+    int32_t perm[4];    /**< Output axis k is input axis perm[k] */
+} mcu_transpose_params;
+
+#endif /* MCU_NN_TYPES_H */
