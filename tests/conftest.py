@@ -1,0 +1,77 @@
+"""Shared test helpers: build ONNX models with onnx.helper, compile them, and check the C against two oracles:
+the numpy int8 reference (bit for bit) and onnxruntime on the float model (SQNR)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import mcucompile
+from mcucompile.simulate import run_float
+from mcucompile.verify import accuracy, run_executable
+
+
+def make_model(nodes, inputs: dict, outputs: list[str], initializers: dict | None = None, opset: int = 13):
+    """A float ONNX model; `inputs` maps names to shapes (a str dim is dynamic)."""
+    graph = helper.make_graph(
+        nodes,
+        "test",
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, list(s)) for k, s in inputs.items()],
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, None) for k in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def ort_run(model: onnx.ModelProto, samples: np.ndarray) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.stack([sess.run(None, {name: s})[0] for s in samples])
+
+
+def check_model(model, sample_shape, *, calib=None, n_test=16, min_sqnr=25.0, seed=0, sanitize=True, name="m"):
+    """Compile, then: C == int8 reference exactly; float reference ~= onnxruntime; int8 vs onnxruntime >= min_sqnr."""
+    rng = np.random.default_rng(seed)
+    calib = rng.standard_normal((64, *sample_shape)).astype(np.float32) if calib is None else calib
+    compiled = mcucompile.compile(model, name=name, calibration=calib)
+    test = rng.standard_normal((n_test, *sample_shape)).astype(np.float32)
+    q_in = np.stack([compiled.quantize_input(x) for x in test])
+    expected = compiled.run_reference(q_in).reshape(n_test, -1)
+    with tempfile.TemporaryDirectory() as tmp:
+        compiled.write(tmp)
+        got = run_executable(Path(tmp), name, q_in.reshape(n_test, -1), sanitize=sanitize)
+    assert_bit_exact(got, expected)
+
+    reference = ort_run(model, test)
+    g = compiled.float_graph
+    ours = np.stack([run_float(g, {g.inputs[0]: x})[g.outputs[0]] for x in test])
+    np.testing.assert_allclose(ours.reshape(reference.shape), reference, rtol=1e-4, atol=1e-4)
+
+    out_q = compiled.graph.tensors[compiled.graph.outputs[0]].quant
+    dequant = (expected.astype(np.float32) - out_q.zp) * out_q.s
+    acc = accuracy(reference, dequant)
+    assert acc.sqnr_db >= min_sqnr, f"int8 vs onnxruntime: {acc}"
+    return compiled, acc
+
+
+def assert_bit_exact(got: np.ndarray, expected: np.ndarray) -> None:
+    got, expected = np.asarray(got).ravel(), np.asarray(expected).ravel()
+    assert got.shape == expected.shape
+    bad = np.flatnonzero(got != expected)
+    detail = ", ".join(f"[{i}] C {got[i]} ref {expected[i]}" for i in bad[:10])
+    assert bad.size == 0, f"{bad.size} of {got.size} int8 outputs differ: {detail}"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
