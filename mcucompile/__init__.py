@@ -54,9 +54,7 @@ class CompiledModel:
 
     def write(self, out_dir: str | os.PathLike) -> tuple[Path, Path]:
         """Write NAME.c and NAME.h; each appears whole or not at all."""
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise CompileError(f"{out}: exists and is not a directory; choose another -o")
+        out = check_output_dir(out_dir)
         staged: list[tuple[str, Path]] = []
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -169,6 +167,13 @@ def compile(
     stats = model_stats(program)
     c_text, h_text = render(program, plan, name, source, stats)
     return CompiledModel(name, source, g, qg, program, plan, stats, c_text, h_text, proto)
+
+
+def check_output_dir(out_dir: str | os.PathLike) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CompileError(f"{out}: exists and is not a directory; choose another -o")
+    return out
 
 
 def _check_supported(g: Graph) -> None:

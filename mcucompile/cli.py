@@ -69,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compile(model, out, name, calibration, input_shapes, percentile) -> int:
+    from . import check_output_dir
     from . import compile as compile_model
 
+    check_output_dir(out)  # fail before the work, not after it
     compiled = compile_model(model, name=name, calibration=calibration, input_shapes=input_shapes or None,
                              percentile=percentile)
     c_path, h_path = compiled.write(out)

@@ -73,7 +73,7 @@ def plan_memory(program: Program) -> ArenaPlan:
     buffers = tuple(
         Buffer(name, _align(sizes[name]), first[name], last[name]) for name in first if name not in external and name not in merged
     )
-    offsets = _greedy_by_size(buffers)
+    offsets = greedy_by_size(buffers)
     size = max((offsets[b.name] + b.size for b in buffers), default=0)
     steps = range(len(program.calls))
     bound = max((sum(b.size for b in buffers if b.first <= s <= b.last) for s in steps), default=0)
@@ -96,7 +96,7 @@ def _merge_in_place(program: Program, external, first, last, sizes) -> dict[str,
     return merged
 
 
-def _greedy_by_size(buffers: tuple[Buffer, ...]) -> dict[str, int]:
+def greedy_by_size(buffers: tuple[Buffer, ...]) -> dict[str, int]:
     offsets: dict[str, int] = {}
     placed: list[Buffer] = []
     for b in sorted(buffers, key=lambda b: (-b.size, b.first, b.name)):
