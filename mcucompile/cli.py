@@ -89,6 +89,12 @@ def _load_npy(path: str, what: str) -> np.ndarray:
 
 
 def _verify(model, build_dir, name, data, labels) -> int:
+    samples = _load_npy(data, "data") if data else None
+    y = _load_npy(labels, "labels").ravel() if labels else None
+    return _verify_arrays(model, build_dir, name, samples, y)
+
+
+def _verify_arrays(model, build_dir, name, samples: np.ndarray | None, labels: np.ndarray | None) -> int:
     from .onnx_import import import_onnx, load_model
     from .verify import CModel, accuracy, onnxruntime_outputs
 
@@ -96,19 +102,20 @@ def _verify(model, build_dir, name, data, labels) -> int:
     g = import_onnx(proto)
     shape = g.tensors[g.inputs[0]].shape
     c_model = CModel(build_dir, name)
-    if data:
-        samples = _load_npy(data, "data").astype(np.float32).reshape(-1, *shape)
-    else:
+    if samples is None:
         samples = np.random.default_rng(0).standard_normal((32, *shape)).astype(np.float32)
+    try:
+        samples = np.asarray(samples, np.float32).reshape(-1, *shape)
+    except ValueError:
+        raise CompileError(f"--data: samples of shape {np.shape(samples)} do not fit the input shape {shape}") from None
     reference = onnxruntime_outputs(proto.SerializeToString(), samples)
     outputs = np.stack([c_model.run_f32(s) for s in samples])
     print(f"{name}: C (gcc, int8) vs onnxruntime (float): {accuracy(reference, outputs)}")
-    if labels:
-        y = _load_npy(labels, "labels").ravel()
-        if len(y) != len(samples):
-            raise CompileError(f"{labels}: {len(y)} labels for {len(samples)} samples")
-        ref_acc = float(np.mean(reference.reshape(len(y), -1).argmax(1) == y))
-        c_acc = float(np.mean(outputs.reshape(len(y), -1).argmax(1) == y))
+    if labels is not None:
+        if len(labels) != len(samples):
+            raise CompileError(f"--labels: {len(labels)} labels for {len(samples)} samples")
+        ref_acc = float(np.mean(reference.reshape(len(labels), -1).argmax(1) == labels))
+        c_acc = float(np.mean(outputs.reshape(len(labels), -1).argmax(1) == labels))
         print(f"{name}: accuracy onnxruntime float {ref_acc * 100:.2f} %, C int8 {c_acc * 100:.2f} %")
     return 0
 
@@ -119,10 +126,7 @@ def _demo(out: str) -> int:
         raise CompileError(f"{model}: the bundled example is missing; run python examples/make_digits.py")
     _compile(str(model), out, "digits", str(calib), {}, None)
     data = np.load(test)
-    with_tmp = Path(out)
-    np.save(with_tmp / "digits_test_x.npy", data["x"])
-    np.save(with_tmp / "digits_test_y.npy", data["y"])
-    return _verify(str(model), out, "digits", str(with_tmp / "digits_test_x.npy"), str(with_tmp / "digits_test_y.npy"))
+    return _verify_arrays(str(model), out, "digits", data["x"], data["y"])
 
 
 if __name__ == "__main__":

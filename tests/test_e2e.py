@@ -83,3 +83,22 @@ def test_resnet_style_block_with_residual_add_sqnr():
     compiled, acc = check_network(ResNetBlock(), (1, 3, 16, 16), "resnet", 30.0)
     assert [n.op for n in compiled.float_graph.nodes].count("Add") == 2
     print(acc)
+
+
+def test_digits_dscnn_int8_c_keeps_float_accuracy():
+    """The bundled example (examples/make_digits.py): int8 C within 1 point of the float model in onnxruntime."""
+    model = onnx.load(EXAMPLES / "digits_dscnn.onnx")
+    assert "BatchNormalization" in {n.op_type for n in model.graph.node}
+    test = np.load(EXAMPLES / "digits_test.npz")
+    x, y = test["x"], test["y"]
+    compiled = mcucompile.compile(model, name="digits", calibration=EXAMPLES / "digits_calib.npy")
+    with tempfile.TemporaryDirectory() as tmp:
+        compiled.write(tmp)
+        c_model = CModel(tmp, "digits")
+        c_logits = np.stack([c_model.run_f32(s) for s in x])
+    float_logits = ort_run(model, x[:, None])
+    float_acc = float(np.mean(float_logits.reshape(len(y), -1).argmax(1) == y))
+    c_acc = float(np.mean(c_logits.argmax(1) == y))
+    print(f"digits: float {float_acc:.4f}, int8 C {c_acc:.4f}, {compiled.summary()}")
+    assert float_acc >= 0.95
+    assert c_acc >= float_acc - 0.01
