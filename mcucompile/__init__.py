@@ -41,16 +41,18 @@ class CompiledModel:
         s, p = self.stats, self.plan
         ins = ", ".join(f"{n} {self.graph.tensors[n].shape}" for n in self.graph.inputs)
         outs = ", ".join(f"{n} {self.graph.tensors[n].shape}" for n in self.graph.outputs)
-        return "\n".join([
-            f"model      {self.source} -> {self.name}.c / {self.name}.h",
-            f"inputs     {ins}",
-            f"outputs    {outs}",
-            f"ops        {s.ops} graph ops -> {s.kernels} kernel calls",
-            f"params     {s.params:,}",
-            f"flash      {s.weight_bytes:,} bytes of weights and constants",
-            f"arena      {p.size:,} bytes (lower bound {p.lower_bound:,})",
-            f"MACs       {s.macs:,}",
-        ])
+        return "\n".join(
+            [
+                f"model      {self.source} -> {self.name}.c / {self.name}.h",
+                f"inputs     {ins}",
+                f"outputs    {outs}",
+                f"ops        {s.ops} graph ops -> {s.kernels} kernel calls",
+                f"params     {s.params:,}",
+                f"flash      {s.weight_bytes:,} bytes of weights and constants",
+                f"arena      {p.size:,} bytes (lower bound {p.lower_bound:,})",
+                f"MACs       {s.macs:,}",
+            ]
+        )
 
     def write(self, out_dir: str | os.PathLike) -> tuple[Path, Path]:
         """Write NAME.c and NAME.h; each appears whole or not at all."""
@@ -86,7 +88,7 @@ class CompiledModel:
         return quantize(x, self.graph.tensors[self.graph.inputs[0]].quant)
 
     def verify(self, samples: np.ndarray, cc: str | None = None) -> "VerifyReport":
-        """Build the C, run it on float samples (N x input shape) and compare with onnxruntime and the int8 reference."""
+        """Build the C, run it on float samples (N x input shape); compare with onnxruntime and the int8 reference."""
         from .calibrate import as_samples
         from .verify import CModel, accuracy, onnxruntime_outputs
 
@@ -110,9 +112,11 @@ class VerifyReport:
     exact_fraction_vs_reference: float
 
     def __str__(self) -> str:
-        return (f"vs onnxruntime (float): {self.vs_onnxruntime}\n"
-                f"vs int8 reference:      max {self.max_lsb_vs_reference} LSB, "
-                f"{self.exact_fraction_vs_reference * 100:.2f} % exact")
+        return (
+            f"vs onnxruntime (float): {self.vs_onnxruntime}\n"
+            f"vs int8 reference:      max {self.max_lsb_vs_reference} LSB, "
+            f"{self.exact_fraction_vs_reference * 100:.2f} % exact"
+        )
 
 
 def compile(

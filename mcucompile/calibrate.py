@@ -25,7 +25,9 @@ def load_calibration(path: str | os.PathLike, g: Graph) -> dict[str, np.ndarray]
         raise CompileError(f"{path}: not a readable .npy/.npz file ({type(exc).__name__})") from None
     if isinstance(loaded, np.ndarray):
         if len(g.inputs) != 1:
-            raise CompileError(f"{path}: the model has {len(g.inputs)} inputs; give an .npz with arrays {list(g.inputs)}")
+            raise CompileError(
+                f"{path}: the model has {len(g.inputs)} inputs; give an .npz with arrays {list(g.inputs)}"
+            )
         arrays = {g.inputs[0]: loaded}
     else:
         missing = [name for name in g.inputs if name not in loaded.files]

@@ -35,8 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--out", default="build", help="output directory (default: build)")
     c.add_argument("--name", default="model", help="C prefix and file name (default: model)")
     c.add_argument("--calibration", help=".npy samples of the input (N x shape) or .npz with one array per input")
-    c.add_argument("--input-shape", action="append", type=_shape_arg, default=[], metavar="NAME=D0,D1,...",
-                   help="static shape for an input with dynamic dimensions (repeatable)")
+    c.add_argument(
+        "--input-shape",
+        action="append",
+        type=_shape_arg,
+        default=[],
+        metavar="NAME=D0,D1,...",
+        help="static shape for an input with dynamic dimensions (repeatable)",
+    )
     c.add_argument("--percentile", type=float, help="clip activation ranges to this percentile (e.g. 99.99)")
 
     v = sub.add_parser("verify", help="build DIR/NAME.c with gcc, run it via cffi, compare with onnxruntime")
@@ -73,8 +79,9 @@ def _compile(model, out, name, calibration, input_shapes, percentile) -> int:
     from . import compile as compile_model
 
     check_output_dir(out)  # fail before the work, not after it
-    compiled = compile_model(model, name=name, calibration=calibration, input_shapes=input_shapes or None,
-                             percentile=percentile)
+    compiled = compile_model(
+        model, name=name, calibration=calibration, input_shapes=input_shapes or None, percentile=percentile
+    )
     c_path, h_path = compiled.write(out)
     print(compiled.summary())
     print(f"wrote      {c_path} and {h_path}")

@@ -69,8 +69,14 @@ def _io(program: Program, names: tuple[str, ...]) -> list[dict]:
     out = []
     for name in names:
         t = program.graph.tensors[name]
-        out.append(dict(size=t.size, scale=c_float(t.quant.s), zero_point=t.quant.zp,
-                        comment=c_comment(f"'{name}' shape {t.shape}")))
+        out.append(
+            dict(
+                size=t.size,
+                scale=c_float(t.quant.s),
+                zero_point=t.quant.zp,
+                comment=c_comment(f"'{name}' shape {t.shape}"),
+            )
+        )
     return out
 
 
@@ -117,4 +123,3 @@ def render(program: Program, plan: ArenaPlan, name: str, source: str, stats: Mod
         lower_bound=plan.lower_bound,
     )
     return env.get_template("model.c.j2").render(context), env.get_template("model.h.j2").render(context)
-

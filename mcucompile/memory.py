@@ -71,7 +71,9 @@ def plan_memory(program: Program) -> ArenaPlan:
             first[name], last[name], sizes[name] = step, step, call.scratch_bytes
     merged = _merge_in_place(program, external, first, last, sizes)
     buffers = tuple(
-        Buffer(name, _align(sizes[name]), first[name], last[name]) for name in first if name not in external and name not in merged
+        Buffer(name, _align(sizes[name]), first[name], last[name])
+        for name in first
+        if name not in external and name not in merged
     )
     offsets = greedy_by_size(buffers)
     size = max((offsets[b.name] + b.size for b in buffers), default=0)

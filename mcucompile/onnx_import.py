@@ -17,8 +17,16 @@ from .ir import CompileError, Graph, Node, Shape, Tensor
 
 MIN_OPSET, MAX_OPSET = 7, 23
 # Kept as nodes even with constant inputs: quantization nodes carry the scales a QDQ model was trained with.
-NEVER_FOLD = {"QuantizeLinear", "DequantizeLinear", "RandomNormal", "RandomUniform", "RandomNormalLike",
-              "RandomUniformLike", "Multinomial", "Bernoulli"}
+NEVER_FOLD = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+}
 MAX_FOLDED_ELEMENTS = 1 << 24
 
 
@@ -179,7 +187,8 @@ def _try_fold(node, consts, shapes, opset) -> list[np.ndarray] | None:
         outputs = ReferenceEvaluator(node, opsets={"": opset}).run(None, feeds)
     except Exception as exc:
         raise CompileError(
-            f"node '{node.name}' ({node.op_type}): constant folding failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            f"node '{node.name}' ({node.op_type}): constant folding failed: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from None
     if any(np.asarray(o).size > MAX_FOLDED_ELEMENTS for o in outputs):
         raise CompileError(f"node '{node.name}' ({node.op_type}): folds to a constant too large for a microcontroller")

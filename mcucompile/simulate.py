@@ -29,7 +29,7 @@ def run_float(g: Graph, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray
 
 
 def run_program(program: Program, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The int8 outputs (ONNX shapes) of the kernel calls, run by their numpy references on int8 inputs (ONNX shapes)."""
+    """int8 inputs -> int8 outputs (ONNX shapes), running each kernel call's numpy reference."""
     buffers: dict[str, np.ndarray] = {}
     for name, user in zip(program.graph.inputs, program.user_inputs):
         buffers[user] = np.asarray(feeds[name], np.int8).ravel()  # the caller's buffer: ONNX element order
@@ -41,4 +41,3 @@ def run_program(program: Program, feeds: Mapping[str, np.ndarray]) -> dict[str, 
         name: buffers[program.root(user)].reshape(program.graph.tensors[name].shape)
         for name, user in zip(program.graph.outputs, program.user_outputs)
     }
-

@@ -35,8 +35,20 @@ def _run_cc(args: list[str]) -> None:
 
 def build_shared_library(c_file: Path, out_dir: Path, cc: str | None = None, opt: str = "-O2") -> Path:
     lib = Path(out_dir) / (Path(c_file).stem + ".so")
-    _run_cc([find_cc(cc), *STRICT_CFLAGS, opt, "-fPIC", "-shared", "-I", str(Path(c_file).parent), str(c_file),
-             "-o", str(lib)])
+    _run_cc(
+        [
+            find_cc(cc),
+            *STRICT_CFLAGS,
+            opt,
+            "-fPIC",
+            "-shared",
+            "-I",
+            str(Path(c_file).parent),
+            str(c_file),
+            "-o",
+            str(lib),
+        ]
+    )
     return lib
 
 
@@ -61,21 +73,30 @@ class CModel:
         header = (Path(build_dir) / f"{name}.h").read_text()
         self.input_size = _macro_int(header, f"{name.upper()}_INPUT_0_SIZE")
         self.output_size = _macro_int(header, f"{name.upper()}_OUTPUT_0_SIZE")
-        if _macro_int(header, f"{name.upper()}_NUM_INPUTS") != 1 or _macro_int(header, f"{name.upper()}_NUM_OUTPUTS") != 1:
+        if (
+            _macro_int(header, f"{name.upper()}_NUM_INPUTS") != 1
+            or _macro_int(header, f"{name.upper()}_NUM_OUTPUTS") != 1
+        ):
             raise CompileError(f"{name}: verify supports models with one input and one output")
 
     def run_int8(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.int8).ravel()
         y = np.zeros(self.output_size, np.int8)
-        self._check(getattr(self.lib, f"{self.name}_run")(self.ffi.from_buffer("int8_t[]", x),
-                                                          self.ffi.from_buffer("int8_t[]", y)))
+        self._check(
+            getattr(self.lib, f"{self.name}_run")(
+                self.ffi.from_buffer("int8_t[]", x), self.ffi.from_buffer("int8_t[]", y)
+            )
+        )
         return y
 
     def run_f32(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32).ravel()
         y = np.zeros(self.output_size, np.float32)
-        self._check(getattr(self.lib, f"{self.name}_run_f32")(self.ffi.from_buffer("float[]", x),
-                                                              self.ffi.from_buffer("float[]", y)))
+        self._check(
+            getattr(self.lib, f"{self.name}_run_f32")(
+                self.ffi.from_buffer("float[]", x), self.ffi.from_buffer("float[]", y)
+            )
+        )
         return y
 
     def _check(self, status: int) -> None:
@@ -112,20 +133,38 @@ int main(void)
 """
 
 
-def run_executable(build_dir: Path, name: str, inputs: np.ndarray, cc: str | None = None, sanitize: bool = True,
-                   extra_flags: tuple[str, ...] = ()) -> np.ndarray:
+def run_executable(
+    build_dir: Path,
+    name: str,
+    inputs: np.ndarray,
+    cc: str | None = None,
+    sanitize: bool = True,
+    extra_flags: tuple[str, ...] = (),
+) -> np.ndarray:
     """Build NAME.c with a stdin/stdout harness (sanitizers on by default) and run it on int8 samples."""
     with tempfile.TemporaryDirectory(prefix="mcucompile_") as tmp:
         harness = Path(tmp) / "harness.c"
         harness.write_text(HARNESS.format(name=name, P=name.upper()))
         exe = Path(tmp) / "model"
         flags = [*STRICT_CFLAGS, "-O1", *(SANITIZE_FLAGS if sanitize else []), *extra_flags]
-        _run_cc([find_cc(cc), *flags, "-I", str(build_dir), str(Path(build_dir) / f"{name}.c"), str(harness),
-                 "-o", str(exe)])
+        _run_cc(
+            [
+                find_cc(cc),
+                *flags,
+                "-I",
+                str(build_dir),
+                str(Path(build_dir) / f"{name}.c"),
+                str(harness),
+                "-o",
+                str(exe),
+            ]
+        )
         data = np.ascontiguousarray(inputs, np.int8).tobytes()
         proc = subprocess.run([str(exe)], input=data, capture_output=True)
         if proc.returncode != 0:
-            raise CompileError(f"{name}: harness failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[:3000]}")
+            raise CompileError(
+                f"{name}: harness failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[:3000]}"
+            )
         return np.frombuffer(proc.stdout, np.int8).reshape(len(inputs), -1)
 
 
@@ -137,8 +176,10 @@ class Accuracy:
     samples: int
 
     def __str__(self) -> str:
-        return (f"samples {self.samples}  max abs error {self.max_abs_error:.5g}  SQNR {self.sqnr_db:.2f} dB  "
-                f"top-1 agreement {self.top1_agreement * 100:.2f} %")
+        return (
+            f"samples {self.samples}  max abs error {self.max_abs_error:.5g}  SQNR {self.sqnr_db:.2f} dB  "
+            f"top-1 agreement {self.top1_agreement * 100:.2f} %"
+        )
 
 
 def accuracy(reference: np.ndarray, output: np.ndarray) -> Accuracy:
@@ -152,8 +193,9 @@ def accuracy(reference: np.ndarray, output: np.ndarray) -> Accuracy:
     return Accuracy(float(np.max(np.abs(ref - out))), sqnr, top1, len(ref))
 
 
-def onnxruntime_outputs(model_path: str | os.PathLike | bytes, samples: np.ndarray, input_name: str | None = None
-                        ) -> np.ndarray:
+def onnxruntime_outputs(
+    model_path: str | os.PathLike | bytes, samples: np.ndarray, input_name: str | None = None
+) -> np.ndarray:
     """The float model's first output for each sample (N x (1, ...)), from onnxruntime."""
     try:
         import onnxruntime as ort

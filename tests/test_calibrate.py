@@ -14,8 +14,9 @@ from mcucompile.calibrate import collect_ranges, load_calibration
 
 def _model():
     w = np.random.default_rng(0).standard_normal((4, 2, 3, 3)).astype(np.float32)
-    return make_model([helper.make_node("Conv", ["x", "W"], ["y"], kernel_shape=[3, 3])], {"x": ("N", 2, 6, 6)},
-                      ["y"], {"W": w})
+    return make_model(
+        [helper.make_node("Conv", ["x", "W"], ["y"], kernel_shape=[3, 3])], {"x": ("N", 2, 6, 6)}, ["y"], {"W": w}
+    )
 
 
 def test_npy_and_npz_layouts_give_the_same_samples(tmp_path):

@@ -15,8 +15,9 @@ from conftest import make_model
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mcucompile", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "mcucompile", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def small_model(node_names=("conv", "relu", "pool", "flat", "fc"), input_shape=("N", 3, 8, 8)):
@@ -29,8 +30,10 @@ def small_model(node_names=("conv", "relu", "pool", "flat", "fc"), input_shape=(
         helper.make_node("Flatten", ["g"], ["f"], name=n[3]),
         helper.make_node("Gemm", ["f", "W2"], ["y"], name=n[4], transB=1),
     ]
-    inits = {"W": rng.standard_normal((6, 3, 3, 3)).astype(np.float32),
-             "W2": rng.standard_normal((4, 6)).astype(np.float32)}
+    inits = {
+        "W": rng.standard_normal((6, 3, 3, 3)).astype(np.float32),
+        "W2": rng.standard_normal((4, 6)).astype(np.float32),
+    }
     return make_model(nodes, {"x": input_shape}, ["y"], inits)
 
 
@@ -43,8 +46,22 @@ def model_file(tmp_path):
 
 
 def strict_compile(c_file, cc):
-    return subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-c", str(c_file), "-o",
-                           str(c_file.with_suffix(f".{cc}.o"))], capture_output=True, text=True)
+    return subprocess.run(
+        [
+            cc,
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-c",
+            str(c_file),
+            "-o",
+            str(c_file.with_suffix(f".{cc}.o")),
+        ],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_compile_prints_summary_and_writes_strict_c(model_file, tmp_path):
@@ -55,9 +72,17 @@ def test_compile_prints_summary_and_writes_strict_c(model_file, tmp_path):
         assert word in r.stdout
     assert sorted(p.name for p in out.iterdir()) == ["small.c", "small.h"]
     header = (out / "small.h").read_text()
-    for macro in ("SMALL_INPUT_SIZE", "SMALL_OUTPUT_SIZE", "SMALL_ARENA_SIZE", "SMALL_INPUT_SCALE",
-                  "SMALL_INPUT_ZERO_POINT", "SMALL_OUTPUT_SCALE", "SMALL_OUTPUT_ZERO_POINT", "small_run(",
-                  "small_run_f32("):
+    for macro in (
+        "SMALL_INPUT_SIZE",
+        "SMALL_OUTPUT_SIZE",
+        "SMALL_ARENA_SIZE",
+        "SMALL_INPUT_SCALE",
+        "SMALL_INPUT_ZERO_POINT",
+        "SMALL_OUTPUT_SCALE",
+        "SMALL_OUTPUT_ZERO_POINT",
+        "small_run(",
+        "small_run_f32(",
+    ):
         assert macro in header
     assert "malloc" not in (out / "small.c").read_text()
     for cc in ("gcc", "clang"):
@@ -67,8 +92,10 @@ def test_compile_prints_summary_and_writes_strict_c(model_file, tmp_path):
 
 def test_verify_reports_error_sqnr_and_top1(model_file, tmp_path):
     out = tmp_path / "build"
-    assert run_cli("compile", model_file, "-o", out, "--name", "small", "--calibration", tmp_path / "calib.npy"
-                   ).returncode == 0
+    assert (
+        run_cli("compile", model_file, "-o", out, "--name", "small", "--calibration", tmp_path / "calib.npy").returncode
+        == 0
+    )
     r = run_cli("verify", model_file, out, "--name", "small", "--data", tmp_path / "calib.npy")
     assert r.returncode == 0, r.stderr
     assert "SQNR" in r.stdout and "max abs error" in r.stdout and "top-1 agreement" in r.stdout
@@ -78,8 +105,12 @@ def test_verify_reports_error_sqnr_and_top1(model_file, tmp_path):
 
 def test_output_is_byte_identical_across_runs(model_file, tmp_path):
     for d in ("a", "b"):
-        assert run_cli("compile", model_file, "-o", tmp_path / d, "--name", "small", "--calibration",
-                       tmp_path / "calib.npy").returncode == 0
+        assert (
+            run_cli(
+                "compile", model_file, "-o", tmp_path / d, "--name", "small", "--calibration", tmp_path / "calib.npy"
+            ).returncode
+            == 0
+        )
     for f in ("small.c", "small.h"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
 
@@ -96,8 +127,9 @@ def assert_clean_failure(r, *words, out_dir=None):
 
 
 def test_missing_file(tmp_path):
-    assert_clean_failure(run_cli("compile", tmp_path / "nope.onnx", "-o", tmp_path / "o"), "nope.onnx",
-                         out_dir=tmp_path / "o")
+    assert_clean_failure(
+        run_cli("compile", tmp_path / "nope.onnx", "-o", tmp_path / "o"), "nope.onnx", out_dir=tmp_path / "o"
+    )
 
 
 def test_not_a_protobuf(tmp_path):
@@ -160,4 +192,3 @@ def test_c_identifiers_never_collide():
     ids = unique_idents(HOSTILE + ["a_b", "a_b"])
     assert len(set(ids)) == len(ids)
     assert all(i == c_ident(i) and i.isidentifier() and i.isascii() for i in ids)
-

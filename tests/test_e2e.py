@@ -27,8 +27,11 @@ class MobileNetBlock(nn.Module):
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(
-            conv_bn(3, 16, stride=2), conv_bn(16, 16, groups=16), conv_bn(16, 32, k=1),
-            conv_bn(32, 32, stride=2, groups=32), conv_bn(32, 32, k=1),
+            conv_bn(3, 16, stride=2),
+            conv_bn(16, 16, groups=16),
+            conv_bn(16, 32, k=1),
+            conv_bn(32, 32, stride=2, groups=32),
+            conv_bn(32, 32, k=1),
         )
         self.fc = nn.Linear(32, 10)
 

@@ -55,8 +55,10 @@ def test_compiled_model_plan_is_valid_and_clamp_runs_in_place():
         helper.make_node("Relu", ["p"], ["r"]),
         helper.make_node("Conv", ["r", "W2"], ["y"], kernel_shape=[1, 1]),
     ]
-    inits = {"W": rng.standard_normal((8, 3, 3, 3)).astype(np.float32),
-             "W2": rng.standard_normal((4, 8, 1, 1)).astype(np.float32)}
+    inits = {
+        "W": rng.standard_normal((8, 3, 3, 3)).astype(np.float32),
+        "W2": rng.standard_normal((4, 8, 1, 1)).astype(np.float32),
+    }
     model = make_model(nodes, {"x": (1, 3, 8, 8)}, ["y"], inits)
     compiled = mcucompile.compile(model, name="m", calibration=rng.standard_normal((8, 1, 3, 8, 8)).astype(np.float32))
     plan, program = compiled.plan, compiled.program

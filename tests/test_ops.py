@@ -141,8 +141,9 @@ def test_standalone_activation_in_place(op):
     inits = {"lo": np.array(-0.3, np.float32), "hi": np.array(0.8, np.float32)}
     act = helper.make_node(op, ["p"] + (["lo", "hi"] if op == "Clip" else []), ["y"])
     nodes = [helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], strides=[2, 2]), act]
-    compiled, _ = check_model(make_model(nodes, {"x": (1, 3, 8, 8)}, ["y"], inits if op == "Clip" else {}),
-                              (1, 3, 8, 8), min_sqnr=20)
+    compiled, _ = check_model(
+        make_model(nodes, {"x": (1, 3, 8, 8)}, ["y"], inits if op == "Clip" else {}), (1, 3, 8, 8), min_sqnr=20
+    )
     assert [c.kernel for c in compiled.program.calls][-1] in ("mcu_clamp_s8", "mcu_transpose_s8")
 
 
@@ -173,13 +174,17 @@ def test_views_cost_no_copy(op):
     else:
         view = helper.make_node("Unsqueeze", ["g", "axes"], ["v"])
         inits["axes"] = np.array([4], np.int64)
-    fc = helper.make_node("Gemm", ["v", "W2"], ["y"], transB=1) if op != "Unsqueeze" else helper.make_node(
-        "Relu", ["v"], ["y"])
+    fc = (
+        helper.make_node("Gemm", ["v", "W2"], ["y"], transB=1)
+        if op != "Unsqueeze"
+        else helper.make_node("Relu", ["v"], ["y"])
+    )
     inits["W2"] = _w(4, 6)
     # Three random layers with a pool that shrinks the signal: about 24 dB; a view adds no error of its own
     # (the bit-exact and float checks cover it), a wrong byte order would give about 0 dB.
-    compiled, _ = check_model(make_model([conv, pool, view, fc], {"x": (1, 3, 5, 5)}, ["y"], inits), (1, 3, 5, 5),
-                              min_sqnr=20)
+    compiled, _ = check_model(
+        make_model([conv, pool, view, fc], {"x": (1, 3, 5, 5)}, ["y"], inits), (1, 3, 5, 5), min_sqnr=20
+    )
     assert "mcu_transpose_s8" not in [c.kernel for c in compiled.program.calls[1:]]
 
 
@@ -201,8 +206,12 @@ def test_nchw_output_is_returned_in_onnx_order():
 
 def test_batchnorm_standalone_becomes_depthwise_affine():
     c = 5
-    inits = {"s": RNG.uniform(0.5, 2, c).astype(np.float32), "b": _w(c), "m": _w(c),
-             "v": RNG.uniform(0.5, 2, c).astype(np.float32)}
+    inits = {
+        "s": RNG.uniform(0.5, 2, c).astype(np.float32),
+        "b": _w(c),
+        "m": _w(c),
+        "v": RNG.uniform(0.5, 2, c).astype(np.float32),
+    }
     node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3)
     compiled, _ = check_model(make_model([node], {"x": (1, c, 6, 6)}, ["y"], inits), (1, c, 6, 6))
     assert [n.op for n in compiled.float_graph.nodes] == ["Conv"]

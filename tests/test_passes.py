@@ -24,9 +24,17 @@ def export(model: nn.Module, shape, opset=13, dynamic_batch=False) -> onnx.Model
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, torch.randn(*shape), buf, opset_version=opset, do_constant_folding=False,
-                          dynamo=False, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}} if dynamic_batch else None)
+        torch.onnx.export(
+            model,
+            torch.randn(*shape),
+            buf,
+            opset_version=opset,
+            do_constant_folding=False,
+            dynamo=False,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "N"}, "y": {0: "N"}} if dynamic_batch else None,
+        )
     return onnx.load_from_string(buf.getvalue())
 
 
@@ -57,8 +65,16 @@ def compare(model: onnx.ModelProto, g, shape, n=4):
 @pytest.mark.parametrize("opset", [13, 17])
 def test_conv_bn_relu6_folds_into_one_conv(opset):
     torch.manual_seed(0)
-    net = randomize_bn(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(),
-                                     nn.Conv2d(8, 8, 3, groups=8, padding=1), nn.BatchNorm2d(8), nn.ReLU()))
+    net = randomize_bn(
+        nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.ReLU6(),
+            nn.Conv2d(8, 8, 3, groups=8, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+        )
+    )
     model = export(net, (1, 3, 10, 10), opset)
     g0, g = float_pipeline(model)
     assert [n.op for n in g0.nodes].count("BatchNormalization") == 2

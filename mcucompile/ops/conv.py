@@ -55,7 +55,7 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
     x, w, y = g.tensors[node.inputs[0]], g.tensors[node.inputs[1]], g.tensors[node.outputs[0]]
     bias = g.const(node.inputs[2])
     group = int(node.attr("group", 1))
-    c_in, c_out = x.shape[1], w.shape[0]
+    c_in = x.shape[1]
     win = conv_window(node, x.shape, w.shape, y.shape)
     depthwise = group > 1 and group == c_in
     if group != 1 and not depthwise:

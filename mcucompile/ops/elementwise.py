@@ -75,8 +75,9 @@ def lower_clip(node: Node, g: Graph) -> list[KernelCall]:
     act_min, act_max = quant.activation_range(clip_bounds(node), x.quant)  # output shares the input's quantization
     params = dict(act_min=act_min, act_max=act_max, size=x.size)
     return [
-        KernelCall("mcu_clamp_s8", "kernels/clamp_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs,
-                   in_place=True)
+        KernelCall(
+            "mcu_clamp_s8", "kernels/clamp_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs, in_place=True
+        )
     ]
 
 

@@ -29,9 +29,7 @@ def matmul_reference(node: Node, a: np.ndarray, b: np.ndarray) -> list[np.ndarra
 def lower_gemm(node: Node, g: Graph) -> list[KernelCall]:
     x, w, y = g.tensors[node.inputs[0]], g.tensors[node.inputs[1]], g.tensors[node.outputs[0]]
     if w.data is None or node.attr("transA", 0) or not node.attr("transB", 0) or len(x.shape) != 2:
-        raise CompileError(
-            f"node '{node.name}' (Gemm): only a 2-D input times a constant weight is supported"
-        )
+        raise CompileError(f"node '{node.name}' (Gemm): only a 2-D input times a constant weight is supported")
     rows, depth = x.shape
     if depth > MAX_ACCUMULATION_DEPTH:
         raise CompileError(f"node '{node.name}' (Gemm): {depth} inputs exceed the int32 accumulator")

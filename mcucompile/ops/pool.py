@@ -94,8 +94,14 @@ def _pool_params(node: Node, g: Graph) -> dict:
 
 
 def lower_max_pool(node: Node, g: Graph) -> list[KernelCall]:
-    params = dict(_pool_params(node, g), pad_end=(0, 0), count_include_pad=0, pad_value=0,
-                  act_min=quant.INT8_MIN, act_max=quant.INT8_MAX)
+    params = dict(
+        _pool_params(node, g),
+        pad_end=(0, 0),
+        count_include_pad=0,
+        pad_value=0,
+        act_min=quant.INT8_MIN,
+        act_max=quant.INT8_MAX,
+    )
     return [KernelCall("mcu_max_pool_s8", "kernels/pool_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs)]
 
 
@@ -143,8 +149,13 @@ def lower_mean(node: Node, g: Graph) -> list[KernelCall]:
 def _call_window(call: KernelCall) -> Window:
     p = call.params
     pad_end = p.get("pad_end", (0, 0))
-    return Window(tuple(p["kernel"]), tuple(p["stride"]), tuple(p["dilation"]), (*p["padding"], *pad_end),
-                  (p["out_dims"][1], p["out_dims"][2]))
+    return Window(
+        tuple(p["kernel"]),
+        tuple(p["stride"]),
+        tuple(p["dilation"]),
+        (*p["padding"], *pad_end),
+        (p["out_dims"][1], p["out_dims"][2]),
+    )
 
 
 def _nchw(call: KernelCall, x: np.ndarray) -> np.ndarray:

@@ -67,8 +67,7 @@ def get(op_type: str, node_name: str = "?") -> OpDef:
         return _OPS[op_type]
     except KeyError:
         raise CompileError(
-            f"node '{node_name}': operator {op_type} is not supported "
-            f"(supported: {', '.join(sorted(_OPS))})"
+            f"node '{node_name}': operator {op_type} is not supported (supported: {', '.join(sorted(_OPS))})"
         ) from None
 
 

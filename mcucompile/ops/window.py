@@ -23,7 +23,8 @@ def window_of(node: Node, in_shape: Shape, out_shape: Shape, kernel: tuple[int, 
     """The 2-D window of a Conv/Pool node on an NCHW input, with auto_pad resolved to explicit pads."""
     if len(in_shape) != 4:
         raise CompileError(
-            f"node '{node.name}' ({node.op}): only 2-D spatial inputs (rank 4, NCHW) are supported, got shape {in_shape}"
+            f"node '{node.name}' ({node.op}): only 2-D spatial inputs (rank 4, NCHW) are supported, "
+            f"got shape {in_shape}"
         )
     strides = attr_ints(node, "strides", (1, 1))
     dilations = attr_ints(node, "dilations", (1, 1))
@@ -63,7 +64,9 @@ def gather_windows(x: np.ndarray, win: Window, fill: float) -> np.ndarray:
     out = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
     for ky in range(kh):
         for kx in range(kw):
-            out[:, :, ky, kx] = xp[:, :, ky * dh : ky * dh + sh * (oh - 1) + 1 : sh, kx * dw : kx * dw + sw * (ow - 1) + 1 : sw]
+            out[:, :, ky, kx] = xp[
+                :, :, ky * dh : ky * dh + sh * (oh - 1) + 1 : sh, kx * dw : kx * dw + sw * (ow - 1) + 1 : sw
+            ]
     return out
 
 

@@ -21,7 +21,9 @@ def remove_identity_and_dropout(g: Graph) -> Graph:
     for node in [n for n in g.nodes if n.op in ("Identity", "Dropout")]:
         src, dst = node.inputs[0], node.outputs[0]
         if len(node.outputs) > 1 and node.outputs[1] and g.consumers(node.outputs[1]):
-            raise CompileError(f"node '{node.name}' (Dropout): its mask output is used; only inference graphs are supported")
+            raise CompileError(
+                f"node '{node.name}' (Dropout): its mask output is used; only inference graphs are supported"
+            )
         producer = g.producer(src)
         if dst in g.outputs:
             if producer is None or src in g.outputs:
@@ -30,8 +32,13 @@ def remove_identity_and_dropout(g: Graph) -> Graph:
         else:
             renamed = {dst: src}
         nodes = [
-            Node(n.op, n.name, tuple(renamed.get(t, t) for t in n.inputs), tuple(renamed.get(t, t) for t in n.outputs),
-                 n.attrs)
+            Node(
+                n.op,
+                n.name,
+                tuple(renamed.get(t, t) for t in n.inputs),
+                tuple(renamed.get(t, t) for t in n.outputs),
+                n.attrs,
+            )
             for n in g.nodes
             if n is not node
         ]
@@ -51,8 +58,14 @@ def _scalar(g: Graph, name: str, default: float) -> float:
 def _canonical_clip(g: Graph, n: Node) -> Node:
     if n.op == "Relu":
         return Node("Clip", n.name, n.inputs[:1], n.outputs, {"min": 0.0, "max": math.inf})
-    lo = _scalar(g, n.inputs[1], float(n.attr("min", -math.inf))) if len(n.inputs) > 1 else float(n.attr("min", -math.inf))
-    hi = _scalar(g, n.inputs[2], float(n.attr("max", math.inf))) if len(n.inputs) > 2 else float(n.attr("max", math.inf))
+    lo = (
+        _scalar(g, n.inputs[1], float(n.attr("min", -math.inf)))
+        if len(n.inputs) > 1
+        else float(n.attr("min", -math.inf))
+    )
+    hi = (
+        _scalar(g, n.inputs[2], float(n.attr("max", math.inf))) if len(n.inputs) > 2 else float(n.attr("max", math.inf))
+    )
     return Node("Clip", n.name, n.inputs[:1], n.outputs, {"min": lo, "max": hi})
 
 

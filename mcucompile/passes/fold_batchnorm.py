@@ -17,7 +17,9 @@ def fold_batchnorm(g: Graph) -> Graph:
     for bn in [n for n in g.nodes if n.op == "BatchNormalization"]:
         params = [g.const(t) for t in bn.inputs[1:5]]
         if any(p is None for p in params):
-            raise CompileError(f"node '{bn.name}' (BatchNormalization): scale, bias, mean and variance must be constants")
+            raise CompileError(
+                f"node '{bn.name}' (BatchNormalization): scale, bias, mean and variance must be constants"
+            )
         if len(bn.outputs) > 1 and any(bn.outputs[1:]):
             raise CompileError(f"node '{bn.name}' (BatchNormalization): training mode outputs are not supported")
         scale, shift = batchnorm_scale_shift(bn, *params)
@@ -44,8 +46,9 @@ def fold_batchnorm(g: Graph) -> Graph:
             w_name, b_name = f"{bn.name}::weight", f"{bn.name}::bias"
             new[w_name] = Tensor(w_name, (c, 1, 1, 1), "float32", data=scale.reshape(c, 1, 1, 1).astype(np.float32))
             new[b_name] = Tensor(b_name, (c,), "float32", data=shift.astype(np.float32))
-            conv = Node("Conv", bn.name, (bn.inputs[0], w_name, b_name), bn.outputs[:1],
-                        {"group": c, "kernel_shape": (1, 1)})
+            conv = Node(
+                "Conv", bn.name, (bn.inputs[0], w_name, b_name), bn.outputs[:1], {"group": c, "kernel_shape": (1, 1)}
+            )
             nodes = [conv if n is bn else n for n in g.nodes]
         g = g.rewrite(nodes, new)
     return g

@@ -21,6 +21,8 @@ def fuse_activation(g: Graph) -> Graph:
             continue
         lo, hi = producer.attr("activation", (-math.inf, math.inf))
         bounds = (max(lo, float(clip.attr("min", -math.inf))), min(hi, float(clip.attr("max", math.inf))))
-        fused = Node(producer.op, producer.name, producer.inputs, clip.outputs, {**producer.attrs, "activation": bounds})
+        fused = Node(
+            producer.op, producer.name, producer.inputs, clip.outputs, {**producer.attrs, "activation": bounds}
+        )
         g = g.rewrite([fused if n is producer else n for n in g.nodes if n is not clip])
     return g
