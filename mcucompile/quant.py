@@ -26,7 +26,7 @@ def round_half_away(x: np.ndarray) -> np.ndarray:
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
-    """real -> (Q31 multiplier M, shift): real ~= M * 2^(shift - 31), shift > 0 shifts left (TFLite QuantizeMultiplier)."""
+    """real -> (Q31 M, shift) with real ~= M * 2^(shift - 31); shift > 0 shifts left (TFLite QuantizeMultiplier)."""
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
