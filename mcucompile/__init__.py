@@ -13,6 +13,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,7 @@ def compile(
     from .cformat import c_ident
     from .lower import lower
     from .memory import plan_memory
+    from .passes.fold_qdq import is_qdq
     from .passes.quantize import quantize
     from .stats import model_stats
 
@@ -153,10 +155,16 @@ def compile(
     else:
         source, proto = "model.onnx", model
     g = onnx_import.import_onnx(proto, input_shapes)
-    _check_supported(g)
+    _check_supported(g, passes.REMOVED_BY_PASSES)
+    prequantized = is_qdq(g)
     g = passes.run_passes(g, passes.FLOAT_PIPELINE)
     _check_supported(g)
-    if calibration is None:
+    if prequantized:
+        if calibration is not None:
+            print("note: the model is pre-quantized (QDQ); its scales are used and the calibration data is ignored",
+                  file=sys.stderr)
+        samples = None
+    elif calibration is None:
         samples = calibrate.random_calibration(g)
     elif isinstance(calibration, (str, os.PathLike)):
         samples = calibrate.load_calibration(calibration, g)
@@ -164,7 +172,7 @@ def compile(
         samples = {k: calibrate.as_samples(np.asarray(v), g, k, "calibration") for k, v in calibration.items()}
     else:
         samples = {g.inputs[0]: calibrate.as_samples(np.asarray(calibration), g, g.inputs[0], "calibration")}
-    ranges = calibrate.collect_ranges(g, samples, percentile)
+    ranges = {} if samples is None else calibrate.collect_ranges(g, samples, percentile)
     qg = quantize(g, ranges)
     program = lower(qg)
     plan = plan_memory(program)
@@ -180,10 +188,10 @@ def check_output_dir(out_dir: str | os.PathLike) -> Path:
     return out
 
 
-def _check_supported(g: Graph) -> None:
+def _check_supported(g: Graph, removed_later: frozenset[str] = frozenset()) -> None:
     from .ops import is_supported, supported_ops
 
-    bad = [n for n in g.nodes if not is_supported(n.op) and n.op not in ("Identity", "Dropout")]
+    bad = [n for n in g.nodes if not is_supported(n.op) and n.op not in removed_later]
     if bad:
         listed = ", ".join(f"'{n.name}' ({n.op})" for n in bad[:5]) + (" ..." if len(bad) > 5 else "")
         raise CompileError(

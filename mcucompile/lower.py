@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from .ir import CompileError, Graph, KernelCall
 from .layout import NCHW_TO_NHWC, NHWC_TO_NCHW, is_row_major, physical_shape, same_bytes
 from .ops import registry
-from .ops.reshape import transpose_call
+from .ops.reshape import moves_bytes, transpose_call
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +50,7 @@ def lower(g: Graph) -> Program:
             raise CompileError(f"internal: node '{node.name}' ({node.op}) should have been removed by a pass")
         else:
             calls.extend(op.lower(node, g))
+    calls = _elide_copies(calls, aliases, g.outputs)
     user_outputs = _bind_outputs(g, calls, aliases, sizes, user_inputs)
     return Program(g, tuple(calls), sizes, aliases, tuple(user_inputs), tuple(user_outputs))
 
@@ -92,6 +93,39 @@ def _bind_outputs(g: Graph, calls: list, aliases: dict, sizes: dict, user_inputs
         taken.add(user)
         user_outputs.append(user)
     return user_outputs
+
+
+def _elide_copies(calls: list[KernelCall], aliases: dict, outputs: tuple[str, ...]) -> list[KernelCall]:
+    """Merge back-to-back transposes into one, and drop those that move no bytes (their output aliases the input).
+
+    E.g. an NHWC image input that the model transposes to NCHW needs no copy at all in NHWC memory.
+    """
+    calls = list(calls)
+    i = 0
+    while i < len(calls):
+        c = calls[i]
+        if c.kernel != "mcu_transpose_s8":
+            i += 1
+            continue
+        readers = [k for k, d in enumerate(calls) if c.outputs[0] in d.inputs]
+        d = calls[readers[0]] if len(readers) == 1 else None
+        if (
+            d is not None
+            and d.kernel == "mcu_transpose_s8"
+            and tuple(d.params["in_dims"]) == tuple(c.params["out_dims"])  # not across a reshape
+            and c.outputs[0] not in outputs
+            and c.outputs[0] not in aliases.values()
+        ):
+            perm = tuple(c.params["perm"][p] for p in d.params["perm"])
+            calls[readers[0]] = transpose_call(d.node, c.inputs[0], d.outputs[0], c.params["in_dims"], perm)
+            del calls[i]
+            continue
+        if not moves_bytes(c.params["in_dims"], c.params["perm"]):
+            aliases[c.outputs[0]] = c.inputs[0]
+            del calls[i]
+            continue
+        i += 1
+    return calls
 
 
 def _root(aliases: dict, name: str) -> str:

@@ -1,15 +1,17 @@
-"""Reshape, Flatten, Squeeze, Unsqueeze: views that cost no bytes when the memory layout allows it.
+"""Reshape, Flatten, Squeeze, Unsqueeze: views that cost no bytes when the memory layout allows it;
+Transpose -> mcu_transpose_s8 on the physical layout (or nothing, when the bytes do not move).
 
 When a view crosses the NHWC/row-major boundary with real data movement (e.g. Flatten of a C x H x W map),
-lower.py inserts mcu_transpose_s8 copies; this module owns that kernel.
+lower.py inserts mcu_transpose_s8 copies too; this module owns that kernel.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..ir import KernelCall
-from .registry import OpDef, register, register_kernel
+from ..ir import Graph, KernelCall, Node
+from ..layout import physical_shape, storage_perm
+from .registry import OpDef, attr_ints, register, register_kernel
 
 
 @register_kernel("mcu_transpose_s8")
@@ -35,9 +37,31 @@ def transpose_call(node: str, src: str, dst: str, in_dims: tuple[int, ...], perm
     )
 
 
+def moves_bytes(dims: tuple[int, ...], perm: tuple[int, ...]) -> bool:
+    """False when the permutation only moves axes of size 1, so the copy would be the identity."""
+    kept = [p for p in perm if dims[p] != 1]
+    return kept != sorted(kept)
+
+
+def transpose_reference(node: Node, x: np.ndarray) -> list[np.ndarray]:
+    perm = attr_ints(node, "perm", tuple(reversed(range(x.ndim))))
+    return [np.ascontiguousarray(np.transpose(x, perm))]
+
+
+def lower_transpose(node: Node, g: Graph) -> list[KernelCall]:
+    shape = g.tensors[node.inputs[0]].shape
+    out_shape = g.tensors[node.outputs[0]].shape
+    perm = attr_ints(node, "perm", tuple(reversed(range(len(shape)))))
+    # physical out axis k is logical out axis storage_perm(out)[k] = logical in axis perm[...], found in physical in.
+    position = {a: i for i, a in enumerate(storage_perm(shape))}
+    physical_perm = tuple(position[perm[a]] for a in storage_perm(out_shape))
+    return [transpose_call(node.name, node.inputs[0], node.outputs[0], physical_shape(shape), physical_perm)]
+
+
 def _view_reference(node, x, *_):  # the float evaluator reshapes views to the graph's shape itself
     raise NotImplementedError
 
 
+register(OpDef("Transpose", reference=transpose_reference, quant="same", lower=lower_transpose))
 for _op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
     register(OpDef(_op, reference=_view_reference, quant="same", is_view=True))

@@ -7,11 +7,21 @@ from collections.abc import Callable, Sequence
 from ..ir import Graph
 from .canonicalize import canonicalize, remove_identity_and_dropout
 from .fold_batchnorm import fold_batchnorm
+from .fold_qdq import fold_qdq
 from .fuse_activation import fuse_activation
 
 Pass = Callable[[Graph], Graph]
 
-FLOAT_PIPELINE: tuple[Pass, ...] = (remove_identity_and_dropout, canonicalize, fold_batchnorm, fuse_activation)
+# Ops that the float pipeline removes, so the support check before it lets them through.
+REMOVED_BY_PASSES = frozenset({"Identity", "Dropout", "QuantizeLinear", "DequantizeLinear"})
+
+FLOAT_PIPELINE: tuple[Pass, ...] = (
+    fold_qdq,
+    remove_identity_and_dropout,
+    canonicalize,
+    fold_batchnorm,
+    fuse_activation,
+)
 
 
 def run_passes(g: Graph, passes: Sequence[Pass], trace: Callable[[str, Graph], None] | None = None) -> Graph:

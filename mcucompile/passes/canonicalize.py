@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..ir import CompileError, Graph, Node, Tensor
+from ..ir import CompileError, Graph, Node, QuantParams, Tensor
 
 
 def remove_identity_and_dropout(g: Graph) -> Graph:
@@ -69,27 +69,40 @@ def _canonical_clip(g: Graph, n: Node) -> Node:
     return Node("Clip", n.name, n.inputs[:1], n.outputs, {"min": lo, "max": hi})
 
 
+def _transposed_quant(q: QuantParams | None) -> QuantParams | None:
+    """The quantization of a transposed 2-D weight: a per-column axis becomes per-row."""
+    if q is None or q.axis is None:
+        return q
+    return QuantParams(q.scale, q.zero_point, 1 - q.axis % 2)
+
+
 def _canonical_gemm(g: Graph, n: Node, new: dict[str, Tensor]) -> Node:
-    """Gemm/MatMul with a constant weight -> Gemm(x, W[O,K], b[O]), transB=1, alpha=beta=1."""
-    w = g.const(n.inputs[1])
-    if w is None or w.ndim != 2 or len(g.tensors[n.inputs[0]].shape) != 2 or n.attr("transA", 0):
+    """Gemm/MatMul with a constant weight -> Gemm(x, W[O,K], b[O]), transB=1, alpha=beta=1.
+
+    Values stay float64, and a QDQ model's weight and bias quantization follows them where the values
+    are only moved (transposed), so the quantize pass can recover the model's integers exactly.
+    """
+    wt = g.tensors[n.inputs[1]]
+    if wt.data is None or wt.data.ndim != 2 or len(g.tensors[n.inputs[0]].shape) != 2 or n.attr("transA", 0):
         return n  # lowering explains what is unsupported
-    w = w.astype(np.float64)
-    if n.op == "Gemm":
-        w = w if n.attr("transB", 0) else w.T
-        w = w * float(n.attr("alpha", 1.0))
-    else:
-        w = w.T
+    w, wq = np.asarray(wt.data, np.float64), wt.quant
+    if not (n.op == "Gemm" and n.attr("transB", 0)):
+        w, wq = w.T, _transposed_quant(wq)
+    alpha = float(n.attr("alpha", 1.0)) if n.op == "Gemm" else 1.0
+    if alpha != 1.0:
+        w, wq = w * alpha, None
     out_features = w.shape[0]
-    bias = np.zeros(out_features)
+    bias, bq = np.zeros(out_features), None
     if n.op == "Gemm" and len(n.inputs) > 2 and n.inputs[2]:
-        c = g.const(n.inputs[2])
-        if c is None or c.size not in (1, out_features):
+        ct = g.tensors[n.inputs[2]]
+        if ct.data is None or ct.data.size not in (1, out_features):
             return n
-        bias = np.broadcast_to(c.astype(np.float64).ravel(), (out_features,)) * float(n.attr("beta", 1.0))
+        beta = float(n.attr("beta", 1.0))
+        bias = np.broadcast_to(np.asarray(ct.data, np.float64).ravel(), (out_features,)) * beta
+        bq = ct.quant if beta == 1.0 and ct.data.size == out_features else None
     w_name, b_name = f"{n.name}::weight", f"{n.name}::bias"
-    new[w_name] = Tensor(w_name, w.shape, "float32", data=w.astype(np.float32))
-    new[b_name] = Tensor(b_name, bias.shape, "float32", data=bias.astype(np.float32))
+    new[w_name] = Tensor(w_name, w.shape, "float32", data=np.ascontiguousarray(w), quant=wq)
+    new[b_name] = Tensor(b_name, bias.shape, "float32", data=np.array(bias), quant=bq)
     return Node("Gemm", n.name, (n.inputs[0], w_name, b_name), n.outputs, {"transB": 1})
 
 
@@ -108,11 +121,14 @@ def _fold_bias_add(g: Graph, nodes: list[Node], new: dict[str, Tensor]) -> list[
         if other in g.outputs or sum(other in n.inputs for n in out) != 1:
             continue
         bias = new.get(gemm.inputs[2], g.tensors.get(gemm.inputs[2]))
-        c = g.const(consts[0]).astype(np.float32)
-        if bias is None or bias.data is None or c.size not in (1, bias.data.size) or c.ndim > 2:
+        ct = g.tensors[consts[0]]
+        if bias is None or bias.data is None or ct.data.size not in (1, bias.data.size) or ct.data.ndim > 2:
             continue
+        total = np.asarray(bias.data, np.float64) + np.asarray(ct.data, np.float64).ravel()
+        # The sum keeps the Add constant's quantization when the Gemm had no bias of its own (MatMul + Add).
+        bq = ct.quant if not np.any(bias.data) and ct.data.size == bias.data.size else None
         b_name = f"{gemm.name}::bias_add"
-        new[b_name] = Tensor(b_name, bias.shape, "float32", data=(bias.data + c.ravel()).astype(np.float32))
+        new[b_name] = Tensor(b_name, bias.shape, "float32", data=total, quant=bq)
         fused = Node("Gemm", gemm.name, (gemm.inputs[0], gemm.inputs[1], b_name), add.outputs, gemm.attrs)
         out = [fused if n is gemm else n for n in out if n is not add]
         by_output = {t: n for n in out for t in n.outputs}

@@ -123,8 +123,10 @@ MCU_API mcu_status mcu_clamp_s8(const mcu_context *ctx,
                                 int8_t *output);
 
 /**
- * @brief int8 softmax over rows of `depth` values; output scale 1/256, zero point -128.
- * @param[in] depth  1 .. 16,383 (the int32 sum of Q16 exponentials must not overflow).
+ * @brief int8 softmax over rows of `depth` values, TFLite's fixed-point algorithm (gemmlowp exp and reciprocal);
+ *        output scale 1/256, zero point -128.
+ * @param[in] depth  1 .. 2^19 (the Q12.19 sum of exponentials must not overflow); TFLite-exact while no more
+ *                   than 256 values of a row tie for its maximum.
  */
 MCU_API mcu_status mcu_softmax_s8(const mcu_context *ctx,
                                   const mcu_softmax_params *params,

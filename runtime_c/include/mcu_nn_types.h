@@ -102,7 +102,9 @@ typedef struct
 
 typedef struct
 {
-    const int32_t *exp_table; /**< 256 entries: round(2^16 * exp(-input_scale * d)) for d = max - x */
+    int32_t input_multiplier; /**< Q31 of input_scale * 2^26 (beta = 1), TFLite's PreprocessSoftmaxScaling */
+    int32_t input_left_shift; /**< >= 0 */
+    int32_t diff_min;         /**< Differences to the row maximum below this give exactly 0 (output -128) */
 } mcu_softmax_params;
 
 typedef struct
