@@ -28,6 +28,10 @@ NEVER_FOLD = {
     "Bernoulli",
 }
 MAX_FOLDED_ELEMENTS = 1 << 24
+# onnxruntime's QOperator format: integer ops with the quantization inside them.
+QOPERATOR_OPS = {"QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QGemm", "QLinearGlobalAveragePool",
+                 "QLinearAveragePool", "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax",
+                 "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear"}
 
 
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
@@ -63,6 +67,12 @@ def _load_external_data(model: onnx.ModelProto, path: str) -> None:
 def import_onnx(model: onnx.ModelProto, input_shapes: Mapping[str, Shape] | None = None) -> Graph:
     """A float IR Graph with static shapes and every constant subgraph folded."""
     opset = _default_opset(model)
+    qoperator = sorted({n.op_type for n in model.graph.node if n.op_type in QOPERATOR_OPS})
+    if qoperator:
+        raise CompileError(
+            f"the model uses onnxruntime's QOperator format ({', '.join(qoperator)}), which is not supported; "
+            "quantize it with quantize_static(..., quant_format=QuantFormat.QDQ) or give the float model"
+        )
     try:
         model = onnx.inliner.inline_local_functions(model)
     except Exception:

@@ -67,7 +67,8 @@ def fold_qdq(g: Graph) -> Graph:
 
     def attach(name: str, q: QuantParams, where: Node) -> None:
         old = given.get(name)
-        if old is not None and not (np.array_equal(old.scale, q.scale) and np.array_equal(old.zero_point, q.zero_point)):
+        same = old is not None and np.array_equal(old.scale, q.scale) and np.array_equal(old.zero_point, q.zero_point)
+        if old is not None and not same:
             raise CompileError(
                 f"node '{where.name}' ({where.op}): tensor '{name}' is quantized twice with different parameters"
             )
@@ -96,7 +97,7 @@ def fold_qdq(g: Graph) -> Graph:
             tensors[out] = Tensor(out, tuple(data.shape), "float32", data=value, quant=quant)
             continue
         if axis is not None:
-            raise CompileError(f"node '{node.name}' ({node.op}): per-axis quantization of an activation is not supported")
+            raise CompileError(f"node '{node.name}' ({node.op}): per-axis activation quantization is not supported")
         attach(src, QuantParams(scale, zp.astype(np.int32)), node)
         rename[out] = src
     outputs = tuple(resolve(t) for t in g.outputs)

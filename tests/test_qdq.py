@@ -1,0 +1,120 @@
+"""Pre-quantized (QDQ) models from onnxruntime's quantizer: the scales are honoured, never re-calibrated, and the
+C agrees with onnxruntime running the same QDQ model within 1 LSB (onnxruntime requantizes in float)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import helper
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from torch import nn
+
+import mcucompile
+from conftest import make_model, ort_run
+from mcucompile import CompileError
+from mcucompile.verify import run_executable
+from test_passes import export
+
+
+class _Reader(CalibrationDataReader):
+    def __init__(self, samples):
+        self._it = iter(samples)
+
+    def get_next(self):
+        x = next(self._it, None)
+        return None if x is None else {"x": x}
+
+
+def ort_quantized(tmp: Path, activation_type) -> tuple[Path, np.ndarray]:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 1, 1, groups=16), nn.ReLU6(),
+        nn.Conv2d(16, 32, 1), nn.ReLU(), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
+    )
+    float_path, qdq_path = tmp / "float.onnx", tmp / "qdq.onnx"
+    onnx.save(export(net, (1, 3, 32, 32)), float_path)
+    rng = np.random.default_rng(0)
+    calib = rng.standard_normal((32, 1, 3, 32, 32)).astype(np.float32)
+    quantize_static(str(float_path), str(qdq_path), _Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=activation_type, weight_type=QuantType.QInt8)
+    return qdq_path, rng.standard_normal((32, 1, 3, 32, 32)).astype(np.float32)
+
+
+@pytest.mark.parametrize("activation_type", [QuantType.QInt8, QuantType.QUInt8], ids=["int8", "uint8"])
+def test_onnxruntime_quantized_model_matches_onnxruntime_within_one_lsb(tmp_path, activation_type):
+    qdq_path, test = ort_quantized(tmp_path, activation_type)
+    model = onnx.load(qdq_path)
+    compiled = mcucompile.compile(qdq_path, name="q")
+    in_q = compiled.graph.tensors[compiled.graph.inputs[0]].quant
+    out_q = compiled.graph.tensors[compiled.graph.outputs[0]].quant
+    # onnxruntime's QuantizeLinear rounds halves to even; feed the C exactly the int8 values it computed.
+    q_in = np.clip(np.rint(test / in_q.s) + in_q.zp, -128, 127).astype(np.int8)
+    with tempfile.TemporaryDirectory() as tmp:
+        compiled.write(tmp)
+        got = run_executable(Path(tmp), "q", q_in.reshape(len(test), -1)).astype(np.int32)
+    ort_q = np.rint(ort_run(model, test).reshape(len(test), -1) / out_q.s) + out_q.zp
+    lsb = np.abs(got - ort_q)
+    print(f"onnxruntime QDQ vs C: {np.mean(lsb == 0) * 100:.2f} % exact, {np.mean(lsb <= 1) * 100:.2f} % within 1 LSB, "
+          f"max {int(lsb.max())} LSB over {lsb.size} outputs")
+    assert np.mean(lsb <= 1) >= 0.99
+
+
+def test_qdq_scales_are_honoured_not_recalibrated(tmp_path):
+    qdq_path, _ = ort_quantized(tmp_path, QuantType.QInt8)
+    model = onnx.load(qdq_path)
+    scales = {n.input[0]: float(onnx.numpy_helper.to_array(next(i for i in model.graph.initializer
+                                                                  if i.name == n.input[1])))
+              for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    wild = np.full((4, 1, 3, 32, 32), 100.0, np.float32)  # calibration data that would change every range
+    compiled = mcucompile.compile(qdq_path, name="q", calibration=wild)
+    checked = 0
+    for name, t in compiled.graph.tensors.items():
+        if name in scales and t.quant is not None:
+            assert t.quant.s == pytest.approx(scales[name], rel=0, abs=0)
+            checked += 1
+    assert checked >= 4
+
+
+def test_qoperator_format_is_rejected_with_a_clear_message(tmp_path):
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.INT8, [1, 4])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.INT8, [1, 4])
+    node = helper.make_node("QLinearMatMul", ["x", "s", "z", "w", "s", "z", "s", "z"], ["y"], name="qmm")
+    inits = [onnx.numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+             onnx.numpy_helper.from_array(np.array(0, np.int8), "z"),
+             onnx.numpy_helper.from_array(np.ones((4, 4), np.int8), "w")]
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y], inits),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(CompileError, match="QuantFormat.QDQ"):
+        mcucompile.compile(model, name="q")
+
+
+def test_float_weights_with_quantize_linear_are_quantized_exactly():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    w_scale = (np.abs(w).reshape(4, -1).max(1) / 127).astype(np.float32)
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        helper.make_node("QuantizeLinear", ["W", "ws", "wz"], ["Wq"], axis=0),
+        helper.make_node("DequantizeLinear", ["Wq", "ws", "wz"], ["Wd"], axis=0),
+        helper.make_node("Conv", ["xd", "Wd"], ["c"], kernel_shape=[3, 3]),
+        helper.make_node("QuantizeLinear", ["c", "cs", "xz"], ["y"]),
+    ]
+    inits = {"W": w, "ws": w_scale, "wz": np.zeros(4, np.int8), "xs": np.array(0.02, np.float32),
+             "xz": np.array(3, np.int8), "cs": np.array(0.1, np.float32)}
+    model = make_model(nodes, {"x": (1, 3, 6, 6)}, [], inits)
+    model.graph.output.append(helper.make_tensor_value_info("y", onnx.TensorProto.INT8, None))
+    compiled = mcucompile.compile(model, name="q")
+    weights = next(c for c in compiled.program.calls if c.kernel == "mcu_conv_s8").arrays["weights"]
+    expected = np.clip(np.rint(w / w_scale[:, None, None, None]), -128, 127).astype(np.int8).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(weights, expected)
+    x = rng.standard_normal((8, 1, 3, 6, 6)).astype(np.float32)
+    ort = ort_run(model, x).reshape(8, -1).astype(np.int32)
+    q_in = np.clip(np.rint(x / 0.02) + 3, -128, 127).astype(np.int8)
+    ours = compiled.run_reference(q_in).reshape(8, -1).astype(np.int32)
+    assert np.abs(ours - ort).max() <= 1
