@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         help="static shape for an input with dynamic dimensions (repeatable)",
     )
     c.add_argument("--percentile", type=float, help="clip activation ranges to this percentile (e.g. 99.99)")
+    c.add_argument("--export-qdq", metavar="PATH", help="also write the quantized model as QDQ ONNX (for onnxruntime)")
 
     v = sub.add_parser("verify", help="build DIR/NAME.c with gcc, run it via cffi, compare with onnxruntime")
     v.add_argument("model", help="the ONNX model the C was compiled from")
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "compile":
-            return _compile(args.model, args.out, args.name, args.calibration, dict(args.input_shape), args.percentile)
+            return _compile(args.model, args.out, args.name, args.calibration, dict(args.input_shape), args.percentile,
+                            args.export_qdq)
         if args.command == "verify":
             return _verify(args.model, args.build_dir, args.name, args.data, args.labels)
         return _demo(args.out)
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _compile(model, out, name, calibration, input_shapes, percentile) -> int:
+def _compile(model, out, name, calibration, input_shapes, percentile, export_qdq=None) -> int:
     from . import check_output_dir
     from . import compile as compile_model
 
@@ -85,6 +87,11 @@ def _compile(model, out, name, calibration, input_shapes, percentile) -> int:
     c_path, h_path = compiled.write(out)
     print(compiled.summary())
     print(f"wrote      {c_path} and {h_path}")
+    if export_qdq:
+        from .qdq_export import write_qdq
+
+        write_qdq(compiled.graph, export_qdq)
+        print(f"wrote      {export_qdq} (QDQ ONNX of the int8 model)")
     return 0
 
 

@@ -118,3 +118,43 @@ def test_float_weights_with_quantize_linear_are_quantized_exactly():
     q_in = np.clip(np.rint(x / 0.02) + 3, -128, 127).astype(np.int8)
     ours = compiled.run_reference(q_in).reshape(8, -1).astype(np.int32)
     assert np.abs(ours - ort).max() <= 1
+
+
+def test_export_qdq_round_trip_agrees_with_the_c(tmp_path):
+    """The compiler's own int8 model as QDQ ONNX, run by onnxruntime, against the generated C."""
+    from mcucompile.qdq_export import write_qdq
+    from test_e2e import ResNetBlock
+    from test_passes import randomize_bn
+
+    torch.manual_seed(0)
+    model = export(randomize_bn(ResNetBlock()), (1, 3, 16, 16))
+    rng = np.random.default_rng(0)
+    compiled = mcucompile.compile(model, name="r", calibration=rng.standard_normal((32, 3, 16, 16)).astype(np.float32))
+    write_qdq(compiled.graph, tmp_path / "r_qdq.onnx")
+    exported = onnx.load(tmp_path / "r_qdq.onnx")
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in exported.graph.node}
+    test = rng.standard_normal((16, 1, 3, 16, 16)).astype(np.float32)
+    in_q = compiled.graph.tensors[compiled.graph.inputs[0]].quant
+    out_q = compiled.graph.tensors[compiled.graph.outputs[0]].quant
+    q_in = np.clip(np.rint(test / in_q.s) + in_q.zp, -128, 127).astype(np.int8)
+    with tempfile.TemporaryDirectory() as tmp:
+        compiled.write(tmp)
+        got = run_executable(Path(tmp), "r", q_in.reshape(len(test), -1)).astype(np.int32)
+    ort_q = np.rint(ort_run(exported, test).reshape(len(test), -1) / out_q.s) + out_q.zp
+    lsb = np.abs(got - ort_q)
+    print(f"exported QDQ in onnxruntime vs C: {np.mean(lsb == 0) * 100:.2f} % exact, max {int(lsb.max())} LSB")
+    assert np.mean(lsb <= 1) >= 0.99
+
+
+def test_cli_export_qdq(tmp_path):
+    import subprocess
+    import sys
+
+    from test_cli import small_model
+
+    onnx.save(small_model(), tmp_path / "m.onnx")
+    r = subprocess.run([sys.executable, "-m", "mcucompile", "compile", str(tmp_path / "m.onnx"), "-o",
+                        str(tmp_path / "o"), "--export-qdq", str(tmp_path / "m_qdq.onnx")], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    onnx.checker.check_model(onnx.load(tmp_path / "m_qdq.onnx"))
