@@ -161,8 +161,10 @@ def compile(
     _check_supported(g)
     if prequantized:
         if calibration is not None:
-            print("note: the model is pre-quantized (QDQ); its scales are used and the calibration data is ignored",
-                  file=sys.stderr)
+            print(
+                "note: the model is pre-quantized (QDQ); its scales are used and the calibration data is ignored",
+                file=sys.stderr,
+            )
         samples = None
     elif calibration is None:
         samples = calibrate.random_calibration(g)

@@ -62,8 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "compile":
-            return _compile(args.model, args.out, args.name, args.calibration, dict(args.input_shape), args.percentile,
-                            args.export_qdq)
+            return _compile(
+                args.model,
+                args.out,
+                args.name,
+                args.calibration,
+                dict(args.input_shape),
+                args.percentile,
+                args.export_qdq,
+            )
         if args.command == "verify":
             return _verify(args.model, args.build_dir, args.name, args.data, args.labels)
         return _demo(args.out)

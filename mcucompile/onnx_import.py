@@ -29,9 +29,22 @@ NEVER_FOLD = {
 }
 MAX_FOLDED_ELEMENTS = 1 << 24
 # onnxruntime's QOperator format: integer ops with the quantization inside them.
-QOPERATOR_OPS = {"QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QGemm", "QLinearGlobalAveragePool",
-                 "QLinearAveragePool", "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax",
-                 "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear"}
+QOPERATOR_OPS = {
+    "QLinearConv",
+    "QLinearMatMul",
+    "QLinearAdd",
+    "QLinearMul",
+    "QGemm",
+    "QLinearGlobalAveragePool",
+    "QLinearAveragePool",
+    "QLinearConcat",
+    "QLinearSigmoid",
+    "QLinearLeakyRelu",
+    "QLinearSoftmax",
+    "MatMulInteger",
+    "ConvInteger",
+    "DynamicQuantizeLinear",
+}
 
 
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:

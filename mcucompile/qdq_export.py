@@ -94,8 +94,7 @@ def export_qdq(g: Graph) -> onnx.ModelProto:
         b.node("Identity", [real[name]], name, f"{name}::output")
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(g.tensors[name].shape)))
     graph = helper.make_graph(b.nodes, f"{g.name}_qdq", inputs, outputs, b.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", EXPORT_OPSET)],
-                              producer_name="mcucompile")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", EXPORT_OPSET)], producer_name="mcucompile")
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model

@@ -18,8 +18,13 @@ from conftest import assert_bit_exact
 from mcucompile.verify import run_executable
 
 MLPERF = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "mlperf_tiny"
-CASES = [("kws", "kws_golden.npz"), ("vww", "vww_golden.npz"), ("ic", "ic_golden.npz"), ("ad", "ad_golden.npz"),
-         ("ad", "ad_real_golden.npz")]
+CASES = [
+    ("kws", "kws_golden.npz"),
+    ("vww", "vww_golden.npz"),
+    ("ic", "ic_golden.npz"),
+    ("ad", "ad_golden.npz"),
+    ("ad", "ad_real_golden.npz"),
+]
 
 
 @pytest.fixture(scope="module")

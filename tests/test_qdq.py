@@ -33,15 +33,30 @@ class _Reader(CalibrationDataReader):
 def ort_quantized(tmp: Path, activation_type) -> tuple[Path, np.ndarray]:
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 1, 1, groups=16), nn.ReLU6(),
-        nn.Conv2d(16, 32, 1), nn.ReLU(), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
+        nn.Conv2d(3, 16, 3, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, 1, 1, groups=16),
+        nn.ReLU6(),
+        nn.Conv2d(16, 32, 1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 10),
     )
     float_path, qdq_path = tmp / "float.onnx", tmp / "qdq.onnx"
     onnx.save(export(net, (1, 3, 32, 32)), float_path)
     rng = np.random.default_rng(0)
     calib = rng.standard_normal((32, 1, 3, 32, 32)).astype(np.float32)
-    quantize_static(str(float_path), str(qdq_path), _Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=activation_type, weight_type=QuantType.QInt8)
+    quantize_static(
+        str(float_path),
+        str(qdq_path),
+        _Reader(calib),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=activation_type,
+        weight_type=QuantType.QInt8,
+    )
     return qdq_path, rng.standard_normal((32, 1, 3, 32, 32)).astype(np.float32)
 
 
@@ -59,17 +74,21 @@ def test_onnxruntime_quantized_model_matches_onnxruntime_within_one_lsb(tmp_path
         got = run_executable(Path(tmp), "q", q_in.reshape(len(test), -1)).astype(np.int32)
     ort_q = np.rint(ort_run(model, test).reshape(len(test), -1) / out_q.s) + out_q.zp
     lsb = np.abs(got - ort_q)
-    print(f"onnxruntime QDQ vs C: {np.mean(lsb == 0) * 100:.2f} % exact, {np.mean(lsb <= 1) * 100:.2f} % within 1 LSB, "
-          f"max {int(lsb.max())} LSB over {lsb.size} outputs")
+    print(
+        f"onnxruntime QDQ vs C: {np.mean(lsb == 0) * 100:.2f} % exact, {np.mean(lsb <= 1) * 100:.2f} % within 1 LSB, "
+        f"max {int(lsb.max())} LSB over {lsb.size} outputs"
+    )
     assert np.mean(lsb <= 1) >= 0.99
 
 
 def test_qdq_scales_are_honoured_not_recalibrated(tmp_path):
     qdq_path, _ = ort_quantized(tmp_path, QuantType.QInt8)
     model = onnx.load(qdq_path)
-    scales = {n.input[0]: float(onnx.numpy_helper.to_array(next(i for i in model.graph.initializer
-                                                                  if i.name == n.input[1])))
-              for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    scales = {
+        n.input[0]: float(onnx.numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == n.input[1])))
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear"
+    }
     wild = np.full((4, 1, 3, 32, 32), 100.0, np.float32)  # calibration data that would change every range
     compiled = mcucompile.compile(qdq_path, name="q", calibration=wild)
     checked = 0
@@ -84,11 +103,14 @@ def test_qoperator_format_is_rejected_with_a_clear_message(tmp_path):
     x = helper.make_tensor_value_info("x", onnx.TensorProto.INT8, [1, 4])
     y = helper.make_tensor_value_info("y", onnx.TensorProto.INT8, [1, 4])
     node = helper.make_node("QLinearMatMul", ["x", "s", "z", "w", "s", "z", "s", "z"], ["y"], name="qmm")
-    inits = [onnx.numpy_helper.from_array(np.array(0.1, np.float32), "s"),
-             onnx.numpy_helper.from_array(np.array(0, np.int8), "z"),
-             onnx.numpy_helper.from_array(np.ones((4, 4), np.int8), "w")]
-    model = helper.make_model(helper.make_graph([node], "g", [x], [y], inits),
-                              opset_imports=[helper.make_opsetid("", 13)])
+    inits = [
+        onnx.numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+        onnx.numpy_helper.from_array(np.array(0, np.int8), "z"),
+        onnx.numpy_helper.from_array(np.ones((4, 4), np.int8), "w"),
+    ]
+    model = helper.make_model(
+        helper.make_graph([node], "g", [x], [y], inits), opset_imports=[helper.make_opsetid("", 13)]
+    )
     with pytest.raises(CompileError, match="QuantFormat.QDQ"):
         mcucompile.compile(model, name="q")
 
@@ -105,8 +127,14 @@ def test_float_weights_with_quantize_linear_are_quantized_exactly():
         helper.make_node("Conv", ["xd", "Wd"], ["c"], kernel_shape=[3, 3]),
         helper.make_node("QuantizeLinear", ["c", "cs", "xz"], ["y"]),
     ]
-    inits = {"W": w, "ws": w_scale, "wz": np.zeros(4, np.int8), "xs": np.array(0.02, np.float32),
-             "xz": np.array(3, np.int8), "cs": np.array(0.1, np.float32)}
+    inits = {
+        "W": w,
+        "ws": w_scale,
+        "wz": np.zeros(4, np.int8),
+        "xs": np.array(0.02, np.float32),
+        "xz": np.array(3, np.int8),
+        "cs": np.array(0.1, np.float32),
+    }
     model = make_model(nodes, {"x": (1, 3, 6, 6)}, [], inits)
     model.graph.output.append(helper.make_tensor_value_info("y", onnx.TensorProto.INT8, None))
     compiled = mcucompile.compile(model, name="q")
@@ -153,8 +181,20 @@ def test_cli_export_qdq(tmp_path):
     from test_cli import small_model
 
     onnx.save(small_model(), tmp_path / "m.onnx")
-    r = subprocess.run([sys.executable, "-m", "mcucompile", "compile", str(tmp_path / "m.onnx"), "-o",
-                        str(tmp_path / "o"), "--export-qdq", str(tmp_path / "m_qdq.onnx")], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mcucompile",
+            "compile",
+            str(tmp_path / "m.onnx"),
+            "-o",
+            str(tmp_path / "o"),
+            "--export-qdq",
+            str(tmp_path / "m_qdq.onnx"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     onnx.checker.check_model(onnx.load(tmp_path / "m_qdq.onnx"))

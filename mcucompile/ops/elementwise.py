@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .. import quant
-from ..ir import CompileError, Graph, KernelCall, Node
+from ..ir import CompileError, Graph, KernelCall, Node, QuantParams
 from .registry import OpDef, register, register_kernel
 
 ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD headroom: inputs are scaled up by 2^20 before rescaling
@@ -40,21 +40,15 @@ def relu_reference(node: Node, x: np.ndarray) -> list[np.ndarray]:
     return [np.maximum(x, 0).astype(np.float32)]
 
 
-def lower_add(node: Node, g: Graph) -> list[KernelCall]:
-    a, b, y = (g.tensors[t] for t in (*node.inputs[:2], node.outputs[0]))
-    if a.shape != b.shape or a.data is not None or b.data is not None:
-        raise CompileError(
-            f"node '{node.name}' (Add): only the sum of two computed tensors of the same shape is supported, "
-            f"got {a.shape} + {b.shape}"
-        )
-    twice_max = 2.0 * max(a.quant.s, b.quant.s)  # float32 scales widened to double, as in TFLite's add_common
-    m1, s1 = quant.quantize_multiplier(a.quant.s / twice_max)
-    m2, s2 = quant.quantize_multiplier(b.quant.s / twice_max)
-    mo, so = quant.quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * y.quant.s))
-    act_min, act_max = quant.activation_range(node.attr("activation"), y.quant)
-    params = dict(
-        input1_offset=-a.quant.zp,
-        input2_offset=-b.quant.zp,
+def add_params(a: QuantParams, b: QuantParams, y: QuantParams) -> dict:
+    """TFLite's ADD constants: both inputs rescaled to twice the larger scale, with 2^20 of headroom."""
+    twice_max = 2.0 * max(a.s, b.s)  # float32 scales widened to double, as in TFLite's add_common
+    m1, s1 = quant.quantize_multiplier(a.s / twice_max)
+    m2, s2 = quant.quantize_multiplier(b.s / twice_max)
+    mo, so = quant.quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * y.s))
+    return dict(
+        input1_offset=-a.zp,
+        input2_offset=-b.zp,
         left_shift=ADD_LEFT_SHIFT,
         input1_multiplier=m1,
         input1_shift=s1,
@@ -62,11 +56,19 @@ def lower_add(node: Node, g: Graph) -> list[KernelCall]:
         input2_shift=s2,
         output_multiplier=mo,
         output_shift=so,
-        output_offset=y.quant.zp,
-        act_min=act_min,
-        act_max=act_max,
-        size=a.size,
+        output_offset=y.zp,
     )
+
+
+def lower_add(node: Node, g: Graph) -> list[KernelCall]:
+    a, b, y = (g.tensors[t] for t in (*node.inputs[:2], node.outputs[0]))
+    if a.shape != b.shape or a.data is not None or b.data is not None:
+        raise CompileError(
+            f"node '{node.name}' (Add): only the sum of two computed tensors of the same shape is supported, "
+            f"got {a.shape} + {b.shape}"
+        )
+    act_min, act_max = quant.activation_range(node.attr("activation"), y.quant)
+    params = dict(add_params(a.quant, b.quant, y.quant), act_min=act_min, act_max=act_max, size=a.size)
     return [KernelCall("mcu_add_s8", "kernels/add_s8.c.j2", node.name, params, {}, node.inputs[:2], node.outputs)]
 
 

@@ -23,8 +23,15 @@ srdhm = quant.saturating_rounding_doubling_high_mul
 rdbp = quant.rounding_divide_by_pot
 
 # exp(-2^k) in Q0.31 for the bits of the input above a quarter (gemmlowp's barrel shifter), k = -2 .. 4.
-EXP_OF_POWERS_OF_TWO = ((24, 1672461947), (25, 1302514674), (26, 790015084), (27, 290630308), (28, 39332535),
-                        (29, 720401), (30, 242))
+EXP_OF_POWERS_OF_TWO = (
+    (24, 1672461947),
+    (25, 1302514674),
+    (26, 790015084),
+    (27, 290630308),
+    (28, 39332535),
+    (29, 720401),
+    (30, 242),
+)
 
 
 def softmax_reference(node: Node, x: np.ndarray) -> list[np.ndarray]:
@@ -95,10 +102,12 @@ def lower_softmax(node: Node, g: Graph) -> list[KernelCall]:
         )
     rows, _, _, depth = kernel_dims(x.shape)
     multiplier, left_shift, diff_min = softmax_params(x.quant.s)
-    params = dict(rows=int(rows), depth=int(depth), input_multiplier=multiplier, input_left_shift=left_shift,
-                  diff_min=diff_min)
-    return [KernelCall("mcu_softmax_s8", "kernels/softmax_s8.c.j2", node.name, params, {}, node.inputs[:1],
-                       node.outputs)]
+    params = dict(
+        rows=int(rows), depth=int(depth), input_multiplier=multiplier, input_left_shift=left_shift, diff_min=diff_min
+    )
+    return [
+        KernelCall("mcu_softmax_s8", "kernels/softmax_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs)
+    ]
 
 
 @register_kernel("mcu_softmax_s8")

@@ -88,8 +88,12 @@ def fold_qdq(g: Graph) -> Graph:
                 shape[axis % data.ndim] = -1
             lo, hi = (0, 255) if unsigned else (-128, 127)
             raw = np.clip(np.rint(data / scale.reshape(shape)) + zp.reshape(shape) + (128 if unsigned else 0), lo, hi)
-            tensors[out] = Tensor(out, tuple(data.shape), "uint8" if unsigned else "int8",
-                                  data=raw.astype(np.uint8 if unsigned else np.int8))
+            tensors[out] = Tensor(
+                out,
+                tuple(data.shape),
+                "uint8" if unsigned else "int8",
+                data=raw.astype(np.uint8 if unsigned else np.int8),
+            )
             continue
         if node.op == "DequantizeLinear" and data is not None:
             value = _dequantize_const(data, scale, zp, axis, unsigned)
@@ -101,9 +105,7 @@ def fold_qdq(g: Graph) -> Graph:
         attach(src, QuantParams(scale, zp.astype(np.int32)), node)
         rename[out] = src
     outputs = tuple(resolve(t) for t in g.outputs)
-    nodes = [
-        Node(n.op, n.name, tuple(resolve(t) if t else t for t in n.inputs), n.outputs, n.attrs) for n in nodes
-    ]
+    nodes = [Node(n.op, n.name, tuple(resolve(t) if t else t for t in n.inputs), n.outputs, n.attrs) for n in nodes]
     _propagate_through_views(nodes, given)
     for name, q in given.items():
         tensors[name] = Tensor(name, tensors[name].shape, "float32", quant=q)

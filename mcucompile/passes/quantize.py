@@ -42,9 +42,7 @@ def quantize(g: Graph, ranges: Mapping[str, tuple[float, float]]) -> Graph:
         if given is not None:
             return given
         if name not in ranges:
-            raise CompileError(
-                f"tensor '{name}' has no quantization: give calibration data, or complete the QDQ model"
-            )
+            raise CompileError(f"tensor '{name}' has no quantization: give calibration data, or complete the QDQ model")
         lo, hi = ranges[name]
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise CompileError(f"tensor '{name}' reached NaN or infinity during calibration; check the model and data")
@@ -102,8 +100,11 @@ def _quantize_bias(g: Graph, node: Node, inputs: list, index: int, xq: QuantPara
     expected = np.float64(np.float32(xq.s)) * wq.scale.astype(np.float64)
     given = None if t is None else t.quant
     if given is not None and np.allclose(np.broadcast_to(given.scale, (channels,)), expected, rtol=1e-5, atol=0):
-        q = np.clip(quant.round_half_away(b / np.broadcast_to(given.scale.astype(np.float64), (channels,))),
-                    quant.INT32_MIN, quant.INT32_MAX).astype(np.int32)
+        q = np.clip(
+            quant.round_half_away(b / np.broadcast_to(given.scale.astype(np.float64), (channels,))),
+            quant.INT32_MIN,
+            quant.INT32_MAX,
+        ).astype(np.int32)
     else:
         q = quant.quantize_bias(b, xq.s, wq.scale)
     name = f"{node.name}::bias_q"

@@ -63,6 +63,14 @@ static int32_t mcu_softmax_one_over_one_plus_x(int32_t a)
     return mcu_softmax_saturating_left_shift(x, 1);
 }
 
+/* The difference to the row maximum in Q5.26 (TFLite's MultiplyByQuantizedMultiplierGreaterThanOne); diff_min
+ * keeps diff * 2^left_shift within int32, and 64-bit arithmetic keeps the shift itself defined for a shift of 31. */
+static int32_t mcu_softmax_scale_diff(int32_t diff, const mcu_softmax_params *params)
+{
+    return mcu_doubling_high_mul((int32_t)((int64_t)diff * (INT64_C(1) << params->input_left_shift)),
+                                 params->input_multiplier);
+}
+
 MCU_API mcu_status mcu_softmax_s8(const mcu_context *ctx,
                                   const mcu_softmax_params *params,
                                   const int8_t *input,
@@ -90,9 +98,7 @@ MCU_API mcu_status mcu_softmax_s8(const mcu_context *ctx,
             const int32_t diff = x[i] - max;
             if (diff >= params->diff_min)
             {
-                /* diff_min bounds |diff| so that diff * 2^left_shift fits in int32. */
-                const int32_t scaled = mcu_doubling_high_mul(diff * (1 << params->input_left_shift),
-                                                             params->input_multiplier);
+                const int32_t scaled = mcu_softmax_scale_diff(diff, params);
                 sum += mcu_divide_by_pot(mcu_softmax_exp_on_negative_values(scaled), 12);
             }
         }
@@ -113,8 +119,7 @@ MCU_API mcu_status mcu_softmax_s8(const mcu_context *ctx,
             int32_t q = -128;
             if (diff >= params->diff_min)
             {
-                const int32_t scaled = mcu_doubling_high_mul(diff * (1 << params->input_left_shift),
-                                                             params->input_multiplier);
+                const int32_t scaled = mcu_softmax_scale_diff(diff, params);
                 const int32_t e = mcu_softmax_exp_on_negative_values(scaled);
                 q = mcu_divide_by_pot(mcu_doubling_high_mul(shifted_scale, e), out_shift) - 128;
             }

@@ -1,0 +1,401 @@
+"""Property tests: every runtime_c kernel, called directly through cffi (built with UBSan), equals its numpy
+reference bit for bit on random shapes, strides, pads, zero points, extreme multipliers and saturating inputs."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import cffi
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mcucompile import quant
+from mcucompile.codegen import runtime_dir
+from mcucompile.ir import KernelCall, QuantParams
+from mcucompile.ops import kernel_reference
+from mcucompile.ops.elementwise import add_params
+from mcucompile.ops.softmax import softmax_params
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def c():
+    root = runtime_dir()
+    tmp = Path(tempfile.mkdtemp(prefix="mcu_kernels_"))
+    lib = tmp / "libmcu_nn.so"
+    sources = sorted(str(p) for p in root.glob("src/*/*.c"))
+    subprocess.run(
+        [
+            "gcc",
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-O1",
+            "-fPIC",
+            "-shared",
+            "-fsanitize=undefined",
+            "-fno-sanitize-recover=undefined",
+            "-I",
+            str(root / "include"),
+            *sources,
+            "-o",
+            str(lib),
+        ],
+        check=True,
+    )
+    ffi = cffi.FFI()
+    types = (root / "include" / "mcu_nn_types.h").read_text()
+    protos = (root / "include" / "mcu_nn.h").read_text().replace("MCU_API ", "")
+    ffi.cdef("\n".join(line for text in (types, protos) for line in text.splitlines() if not line.startswith("#")))
+    return ffi, ffi.dlopen(str(lib))
+
+
+def real_multipliers():
+    """Rescaling factors from underflow (< 2^-31, encoded as 0) through ordinary to > 1 (left shifts)."""
+    return st.one_of(st.floats(1e-13, 1e-10), st.floats(1e-5, 0.999), st.floats(1.0, 400.0))
+
+
+def int8_arrays(draw, n):
+    kind = draw(st.sampled_from(["random", "saturated", "extremes"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if kind == "saturated":
+        return np.full(n, draw(st.sampled_from([-128, 127])), np.int8)
+    if kind == "extremes":
+        return rng.choice(np.array([-128, -127, 0, 126, 127], np.int8), n)
+    return rng.integers(-128, 128, n).astype(np.int8)
+
+
+@st.composite
+def activation(draw):
+    lo = draw(st.integers(-128, 127))
+    return lo, draw(st.integers(lo, 127))
+
+
+def arr(ffi, ctype, values):
+    return ffi.new(f"{ctype}[]", [int(v) for v in np.asarray(values).ravel()] or [0])
+
+
+def ptr(ffi, a: np.ndarray, ctype="int8_t"):
+    return ffi.from_buffer(f"{ctype}[]", a)
+
+
+def check(call: KernelCall, inputs, got: np.ndarray) -> None:
+    expected = np.asarray(kernel_reference(call.kernel)(call, inputs), np.int8).ravel()
+    bad = np.flatnonzero(got.ravel() != expected)
+    assert bad.size == 0, f"{bad.size} differ; first at {bad[0]}: C {got.ravel()[bad[0]]} ref {expected[bad[0]]}"
+
+
+@st.composite
+def conv_cases(draw, depthwise: bool):
+    n, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    cin = draw(st.integers(1, 5))
+    cout = cin * draw(st.integers(1, 3)) if depthwise else draw(st.integers(1, 5))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw, dh, dw = (draw(st.integers(1, 3)) for _ in range(4))
+    ph, pw = draw(st.integers(0, kh)), draw(st.integers(0, kw))
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if oh < 1 or ow < 1:
+        oh, ow, ph, pw, dh, dw, kh, kw = 1, 1, 0, 0, 1, 1, min(kh, h), min(kw, w)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    filt = (1, kh, kw, cout) if depthwise else (cout, kh, kw, cin)
+    weights = rng.integers(-127, 128, filt).astype(np.int8)
+    mult, shift = quant.quantize_multipliers([draw(real_multipliers()) for _ in range(cout)])
+    lo, hi = draw(activation())
+    params = dict(
+        input_offset=draw(st.integers(-127, 128)),
+        output_offset=draw(st.integers(-128, 127)),
+        stride=(sh, sw),
+        padding=(ph, pw),
+        dilation=(dh, dw),
+        act_min=lo,
+        act_max=hi,
+        in_dims=(n, h, w, cin),
+        filter_dims=filt,
+        out_dims=(n, oh, ow, cout),
+    )
+    arrays = dict(
+        weights=weights, bias=rng.integers(-(2**20), 2**20, cout).astype(np.int32), multiplier=mult, shift=shift
+    )
+    kernel = "mcu_depthwise_conv_s8" if depthwise else "mcu_conv_s8"
+    call = KernelCall(kernel, "", "t", params, arrays, scratch_bytes=0 if depthwise else 2 * kh * kw * cin)
+    return call, int8_arrays(draw, n * h * w * cin)
+
+
+def run_conv(c, call, x):
+    ffi, lib = c
+    p, a = call.params, call.arrays
+    params = ffi.new(
+        "mcu_conv_params *",
+        {
+            "input_offset": p["input_offset"],
+            "output_offset": p["output_offset"],
+            "stride": dict(zip("hw", p["stride"])),
+            "padding": dict(zip("hw", p["padding"])),
+            "dilation": dict(zip("hw", p["dilation"])),
+            "activation": {"min": p["act_min"], "max": p["act_max"]},
+        },
+    )
+    mult, shift = arr(ffi, "int32_t", a["multiplier"]), arr(ffi, "int32_t", a["shift"])
+    q = ffi.new("mcu_per_channel_quant *", {"multiplier": mult, "shift": shift})
+    dims = [ffi.new("mcu_dims *", dict(zip("nhwc", p[k]))) for k in ("in_dims", "filter_dims", "out_dims")]
+    scratch = ffi.new("int16_t[]", max(call.scratch_bytes // 2, 1))
+    ctx = ffi.new("mcu_context *", {"buf": scratch, "size": call.scratch_bytes})
+    out = np.zeros(int(np.prod(p["out_dims"])), np.int8)
+    w, b = arr(ffi, "int8_t", a["weights"]), arr(ffi, "int32_t", a["bias"])
+    status = getattr(lib, call.kernel)(ctx, params, q, dims[0], ptr(ffi, x), dims[1], w, b, dims[2], ptr(ffi, out))
+    assert status == 0
+    return out
+
+
+@SETTINGS
+@given(conv_cases(depthwise=False))
+def test_conv_s8(c, case):
+    call, x = case
+    check(call, [x], run_conv(c, call, x))
+
+
+@SETTINGS
+@given(conv_cases(depthwise=True))
+def test_depthwise_conv_s8(c, case):
+    call, x = case
+    check(call, [x], run_conv(c, call, x))
+
+
+@SETTINGS
+@given(st.data())
+def test_fully_connected_s8(c, data):
+    ffi, lib = c
+    rows, depth, out_f = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 70)), data.draw(st.integers(1, 9))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    mult, shift = quant.quantize_multipliers([data.draw(real_multipliers()) for _ in range(out_f)])
+    lo, hi = data.draw(activation())
+    call = KernelCall(
+        "mcu_fully_connected_s8",
+        "",
+        "t",
+        dict(
+            input_offset=data.draw(st.integers(-127, 128)),
+            output_offset=data.draw(st.integers(-128, 127)),
+            act_min=lo,
+            act_max=hi,
+            rows=rows,
+            depth=depth,
+            out_features=out_f,
+        ),
+        dict(
+            weights=rng.integers(-127, 128, (out_f, depth)).astype(np.int8),
+            bias=rng.integers(-(2**20), 2**20, out_f).astype(np.int32),
+            multiplier=mult,
+            shift=shift,
+        ),
+    )
+    x = int8_arrays(data.draw, rows * depth)
+    p, a = call.params, call.arrays
+    params = ffi.new(
+        "mcu_fc_params *",
+        {"input_offset": p["input_offset"], "output_offset": p["output_offset"], "activation": {"min": lo, "max": hi}},
+    )
+    c_mult, c_shift = arr(ffi, "int32_t", mult), arr(ffi, "int32_t", shift)  # kept alive: the struct only points
+    q = ffi.new("mcu_per_channel_quant *", {"multiplier": c_mult, "shift": c_shift})
+    dims = [
+        ffi.new("mcu_dims *", d)
+        for d in (
+            {"n": rows, "h": 1, "w": 1, "c": depth},
+            {"n": out_f, "h": 1, "w": 1, "c": depth},
+            {"n": rows, "h": 1, "w": 1, "c": out_f},
+        )
+    ]
+    out = np.zeros(rows * out_f, np.int8)
+    assert (
+        lib.mcu_fully_connected_s8(
+            ffi.NULL,
+            params,
+            q,
+            dims[0],
+            ptr(ffi, x),
+            dims[1],
+            arr(ffi, "int8_t", a["weights"]),
+            arr(ffi, "int32_t", a["bias"]),
+            dims[2],
+            ptr(ffi, out),
+        )
+        == 0
+    )
+    check(call, [x], out)
+
+
+@SETTINGS
+@given(st.data(), st.sampled_from(["mcu_max_pool_s8", "mcu_avg_pool_s8"]))
+def test_pool_s8(c, data, kernel):
+    ffi, lib = c
+    n, h, w, ch = (data.draw(st.integers(1, k)) for k in (2, 7, 7, 4))
+    kh, kw = data.draw(st.integers(1, h)), data.draw(st.integers(1, w))
+    sh, sw = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    pt, pl = data.draw(st.integers(0, kh - 1)), data.draw(st.integers(0, kw - 1))
+    pb, pr = data.draw(st.integers(0, kh - 1)), data.draw(st.integers(0, kw - 1))
+    oh, ow = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    lo, hi = data.draw(activation())
+    include = data.draw(st.integers(0, 1)) if kernel == "mcu_avg_pool_s8" else 0
+    params = dict(
+        kernel=(kh, kw),
+        stride=(sh, sw),
+        dilation=(1, 1),
+        padding=(pt, pl),
+        pad_end=(pb, pr),
+        count_include_pad=include,
+        pad_value=data.draw(st.integers(-128, 127)),
+        act_min=lo,
+        act_max=hi,
+        in_dims=(n, h, w, ch),
+        out_dims=(n, oh, ow, ch),
+    )
+    call = KernelCall(kernel, "", "t", params)
+    x = int8_arrays(data.draw, n * h * w * ch)
+    cp = ffi.new(
+        "mcu_pool_params *",
+        {
+            "kernel": dict(zip("hw", (kh, kw))),
+            "stride": dict(zip("hw", (sh, sw))),
+            "padding": dict(zip("hw", (pt, pl))),
+            "pad_end": dict(zip("hw", (pb, pr))),
+            "dilation": {"h": 1, "w": 1},
+            "count_include_pad": include,
+            "pad_value": params["pad_value"],
+            "activation": {"min": lo, "max": hi},
+        },
+    )
+    dims = [ffi.new("mcu_dims *", dict(zip("nhwc", params[k]))) for k in ("in_dims", "out_dims")]
+    out = np.zeros(n * oh * ow * ch, np.int8)
+    assert getattr(lib, kernel)(ffi.NULL, cp, dims[0], ptr(ffi, x), dims[1], ptr(ffi, out)) == 0
+    check(call, [x], out)
+
+
+@SETTINGS
+@given(st.data())
+def test_mean_s8(c, data):
+    ffi, lib = c
+    n, h, w, ch = (data.draw(st.integers(1, k)) for k in (2, 9, 9, 5))
+    mult, shift = quant.quantize_multiplier(data.draw(real_multipliers()))
+    lo, hi = data.draw(activation())
+    params = dict(
+        input_offset=data.draw(st.integers(-127, 128)),
+        output_offset=data.draw(st.integers(-128, 127)),
+        multiplier=mult,
+        shift=shift,
+        act_min=lo,
+        act_max=hi,
+        in_dims=(n, h, w, ch),
+    )
+    call = KernelCall("mcu_mean_s8", "", "t", params)
+    x = int8_arrays(data.draw, n * h * w * ch)
+    cp = ffi.new(
+        "mcu_mean_params *",
+        {
+            "input_offset": params["input_offset"],
+            "output_offset": params["output_offset"],
+            "multiplier": mult,
+            "shift": shift,
+            "activation": {"min": lo, "max": hi},
+        },
+    )
+    out = np.zeros(n * ch, np.int8)
+    assert (
+        lib.mcu_mean_s8(
+            ffi.NULL, cp, ffi.new("mcu_dims *", dict(zip("nhwc", (n, h, w, ch)))), ptr(ffi, x), ptr(ffi, out)
+        )
+        == 0
+    )
+    check(call, [x], out)
+
+
+def quant_params(data):
+    scale = data.draw(st.one_of(st.floats(1e-6, 1e-3), st.floats(1e-3, 1.0), st.floats(1.0, 1e3)))
+    return QuantParams.per_tensor(scale, data.draw(st.integers(-128, 127)))
+
+
+@SETTINGS
+@given(st.data())
+def test_add_s8(c, data):
+    ffi, lib = c
+    size = data.draw(st.integers(1, 64))
+    lo, hi = data.draw(activation())
+    params = dict(
+        add_params(quant_params(data), quant_params(data), quant_params(data)), act_min=lo, act_max=hi, size=size
+    )
+    call = KernelCall("mcu_add_s8", "", "t", params)
+    a, b = int8_arrays(data.draw, size), int8_arrays(data.draw, size)
+    cp = ffi.new("mcu_add_params *", {k: v for k, v in params.items() if k not in ("act_min", "act_max", "size")})
+    cp.activation.min, cp.activation.max = lo, hi
+    out = np.zeros(size, np.int8)
+    assert lib.mcu_add_s8(ffi.NULL, cp, ptr(ffi, a), ptr(ffi, b), size, ptr(ffi, out)) == 0
+    check(call, [a, b], out)
+
+
+@SETTINGS
+@given(st.data())
+def test_softmax_s8(c, data):
+    ffi, lib = c
+    rows, depth = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 300))
+    scale = data.draw(st.one_of(st.floats(1e-3, 0.05), st.floats(0.05, 2.0), st.floats(2.0, 60.0)))
+    m, ls, dmin = softmax_params(scale)
+    params = dict(rows=rows, depth=depth, input_multiplier=m, input_left_shift=ls, diff_min=dmin)
+    call = KernelCall("mcu_softmax_s8", "", "t", params)
+    x = int8_arrays(data.draw, rows * depth)
+    cp = ffi.new("mcu_softmax_params *", {"input_multiplier": m, "input_left_shift": ls, "diff_min": dmin})
+    out = np.zeros(rows * depth, np.int8)
+    assert lib.mcu_softmax_s8(ffi.NULL, cp, ptr(ffi, x), rows, depth, ptr(ffi, out)) == 0
+    check(call, [x], out)
+
+
+@SETTINGS
+@given(st.data())
+def test_transpose_and_clamp_s8(c, data):
+    ffi, lib = c
+    dims = tuple(data.draw(st.integers(1, 5)) for _ in range(4))
+    perm = tuple(data.draw(st.permutations(range(4))))
+    x = int8_arrays(data.draw, int(np.prod(dims)))
+    call = KernelCall("mcu_transpose_s8", "", "t", dict(in_dims=dims, perm=perm))
+    out = np.zeros(x.size, np.int8)
+    assert (
+        lib.mcu_transpose_s8(
+            ffi.NULL, ffi.new("mcu_transpose_params *", {"in_dims": dims, "perm": perm}), ptr(ffi, x), ptr(ffi, out)
+        )
+        == 0
+    )
+    check(call, [x], out)
+    lo, hi = data.draw(activation())
+    clamp = KernelCall("mcu_clamp_s8", "", "t", dict(act_min=lo, act_max=hi, size=x.size))
+    inplace = x.copy()
+    assert (
+        lib.mcu_clamp_s8(
+            ffi.NULL, ffi.new("mcu_activation *", {"min": lo, "max": hi}), ptr(ffi, inplace), x.size, ptr(ffi, inplace)
+        )
+        == 0
+    )
+    check(clamp, [x], inplace)
+
+
+def test_c_kernels_check_their_arguments(c):
+    ffi, lib = c
+    dims = ffi.new("mcu_dims *", {"n": 1, "h": 2, "w": 2, "c": 3})
+    bad_filter = ffi.new("mcu_dims *", {"n": 2, "h": 1, "w": 1, "c": 4})  # channel count differs from the input
+    out_dims = ffi.new("mcu_dims *", {"n": 1, "h": 2, "w": 2, "c": 2})
+    params = ffi.new(
+        "mcu_conv_params *",
+        {"stride": {"h": 1, "w": 1}, "dilation": {"h": 1, "w": 1}, "activation": {"min": -128, "max": 127}},
+    )
+    buf = ffi.new("int16_t[]", 64)
+    ctx = ffi.new("mcu_context *", {"buf": buf, "size": 128})
+    x, w, y = ffi.new("int8_t[]", 12), ffi.new("int8_t[]", 8), ffi.new("int8_t[]", 8)
+    mult, shift = ffi.new("int32_t[]", 2), ffi.new("int32_t[]", 2)
+    q = ffi.new("mcu_per_channel_quant *", {"multiplier": mult, "shift": shift})
+    assert lib.mcu_conv_s8(ctx, params, q, dims, x, bad_filter, w, ffi.NULL, out_dims, y) == lib.MCU_STATUS_ARG_ERROR
+    assert int(lib.MCU_STATUS_ARG_ERROR) == -1 and int(lib.MCU_STATUS_OK) == 0
