@@ -133,7 +133,7 @@ def lower_mean(node: Node, g: Graph) -> list[KernelCall]:
                 f"got axes {axes} on shape {x.shape}"
             )
     n, h, w, c = kernel_dims(x.shape)
-    mult, shift = quant.quantize_multiplier(x.quant.s / (y.quant.s * h * w))
+    mult, shift = quant.quantize_multiplier(x.quant.s / y.quant.s)  # TFLite's Mean: rescale first, then divide
     params = dict(
         input_offset=-x.quant.zp,
         output_offset=y.quant.zp,
@@ -144,6 +144,12 @@ def lower_mean(node: Node, g: Graph) -> list[KernelCall]:
         in_dims=(n, h, w, c),
     )
     return [KernelCall("mcu_mean_s8", "kernels/mean_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs)]
+
+
+def rounded_division(total: np.ndarray, count) -> np.ndarray:
+    """TFLite's average: halves away from zero, written with C's truncating division (count > 0)."""
+    half = np.asarray(count) // 2
+    return np.where(total > 0, (total + half) // count, -((-total + half) // count))
 
 
 def _call_window(call: KernelCall) -> Window:
@@ -187,10 +193,7 @@ def avg_pool_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndar
         total = total + (counted & ~inside).sum(axis=(0, 1)) * p["pad_value"]
     else:
         counted = inside
-    count = counted.sum(axis=(0, 1))
-    # TFLite's rounding: halves away from zero, with C's truncating division.
-    half = count // 2
-    y = np.where(total > 0, (total + half) // count, -((-total + half) // count))
+    y = rounded_division(total, counted.sum(axis=(0, 1)))
     return _nhwc(np.clip(y, p["act_min"], p["act_max"])).astype(np.int8)
 
 
@@ -199,7 +202,9 @@ def mean_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
     p = call.params
     n, h, w, c = p["in_dims"]
     acc = (inputs[0].reshape(n, h * w, c).astype(np.int64) + p["input_offset"]).sum(axis=1)
-    return quant.requantize_to_int8(acc, p["multiplier"], p["shift"], p["output_offset"], p["act_min"], p["act_max"])
+    acc = quant.multiply_by_quantized_multiplier(acc, p["multiplier"], p["shift"])
+    y = rounded_division(acc, h * w) + p["output_offset"]
+    return np.clip(y, p["act_min"], p["act_max"]).astype(np.int8)
 
 
 register(OpDef("MaxPool", reference=max_pool_reference, quant="same", lower=lower_max_pool))

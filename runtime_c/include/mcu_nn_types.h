@@ -80,7 +80,7 @@ typedef struct
 {
     int32_t input_offset;  /**< -(input zero point) */
     int32_t output_offset; /**< +(output zero point) */
-    int32_t multiplier;    /**< Q31 of input_scale / (output_scale * H * W) */
+    int32_t multiplier;    /**< Q31 of input_scale / output_scale; the sum is rescaled, then divided by H * W */
     int32_t shift;         /**< > 0 shifts left */
     mcu_activation activation;
 } mcu_mean_params;

@@ -1,4 +1,4 @@
-/* int8 mean over H and W with requantization. Refer to mcu_nn.h for details. */
+/* int8 mean over H and W with requantization, as TFLite's reference Mean. Refer to mcu_nn.h for details. */
 #include "mcu_nn.h"
 
 MCU_API mcu_status mcu_mean_s8(const mcu_context *ctx,
@@ -20,8 +20,11 @@ MCU_API mcu_status mcu_mean_s8(const mcu_context *ctx,
             {
                 acc += in_batch[(int64_t)p * ch + c] + params->input_offset;
             }
-            acc = mcu_requantize(acc, params->multiplier, params->shift) + params->output_offset;
-            output[(int64_t)b * ch + c] = (int8_t)mcu_clamp(acc, params->activation.min, params->activation.max);
+            /* TFLite's Mean: rescale the sum to the output scale, then divide by the count, halves away from 0. */
+            const int64_t scaled = mcu_requantize(acc, params->multiplier, params->shift);
+            const int64_t mean = (scaled > 0 ? scaled + pixels / 2 : scaled - pixels / 2) / pixels;
+            const int32_t out = (int32_t)(mean < -256 ? -256 : (mean > 256 ? 256 : mean)) + params->output_offset;
+            output[(int64_t)b * ch + c] = (int8_t)mcu_clamp(out, params->activation.min, params->activation.max);
         }
     }
     return MCU_STATUS_OK;
