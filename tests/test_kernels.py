@@ -399,3 +399,26 @@ def test_c_kernels_check_their_arguments(c):
     q = ffi.new("mcu_per_channel_quant *", {"multiplier": mult, "shift": shift})
     assert lib.mcu_conv_s8(ctx, params, q, dims, x, bad_filter, w, ffi.NULL, out_dims, y) == lib.MCU_STATUS_ARG_ERROR
     assert int(lib.MCU_STATUS_ARG_ERROR) == -1 and int(lib.MCU_STATUS_OK) == 0
+
+
+@SETTINGS
+@given(st.data())
+def test_requantize_s8(c, data):
+    ffi, lib = c
+    size = data.draw(st.integers(1, 64))
+    mult, shift = quant.quantize_multiplier(data.draw(real_multipliers()))
+    params = dict(
+        input_offset=data.draw(st.integers(-127, 128)),
+        output_offset=data.draw(st.integers(-128, 127)),
+        multiplier=mult,
+        shift=shift,
+        size=size,
+    )
+    call = KernelCall("mcu_requantize_s8", "", "t", params)
+    x = int8_arrays(data.draw, size)
+    cp = ffi.new(
+        "mcu_requantize_params *", {k: params[k] for k in ("input_offset", "output_offset", "multiplier", "shift")}
+    )
+    out = x.copy()  # in place
+    assert lib.mcu_requantize_s8(ffi.NULL, cp, ptr(ffi, out), size, ptr(ffi, out)) == 0
+    check(call, [x], out)

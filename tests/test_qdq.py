@@ -198,3 +198,28 @@ def test_cli_export_qdq(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     onnx.checker.check_model(onnx.load(tmp_path / "m_qdq.onnx"))
+
+
+def test_dequantize_then_quantize_with_new_parameters_is_a_requantization():
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s1", "z1"], ["q1"]),
+        helper.make_node("DequantizeLinear", ["q1", "s1", "z1"], ["d1"]),
+        helper.make_node("QuantizeLinear", ["d1", "s2", "z2"], ["y"]),
+    ]
+    inits = {
+        "s1": np.array(0.05, np.float32),
+        "z1": np.array(-3, np.int8),
+        "s2": np.array(0.0731, np.float32),
+        "z2": np.array(10, np.int8),
+    }
+    model = make_model(nodes, {"x": (1, 200)}, [], inits)
+    model.graph.output.append(helper.make_tensor_value_info("y", onnx.TensorProto.INT8, None))
+    compiled = mcucompile.compile(model, name="rq")
+    assert [c.kernel for c in compiled.program.calls] == ["mcu_requantize_s8"]
+    x = np.random.default_rng(0).standard_normal((4, 1, 200)).astype(np.float32) * 4
+    q_in = np.clip(np.rint(x / 0.05) - 3, -128, 127).astype(np.int8)
+    with tempfile.TemporaryDirectory() as tmp:
+        compiled.write(tmp)
+        got = run_executable(Path(tmp), "rq", q_in.reshape(4, -1)).astype(np.int32)
+    expected = ort_run(model, x).reshape(4, -1).astype(np.int32)
+    assert np.abs(got - expected).max() <= 1 and np.mean(got == expected) >= 0.95

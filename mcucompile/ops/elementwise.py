@@ -1,4 +1,5 @@
-"""Add -> mcu_add_s8 (TFLite's rescaling of both inputs); Relu and Clip -> mcu_clamp_s8 (in place).
+"""Add -> mcu_add_s8 (TFLite's rescaling of both inputs); Relu and Clip -> mcu_clamp_s8 (in place);
+Requantize (a DequantizeLinear -> QuantizeLinear pair with new parameters) -> mcu_requantize_s8.
 
 The canonicalize pass turns Relu into Clip(min=0) and Clip's min/max inputs into attributes; the
 fuse_activation pass folds most of them into the producer, so mcu_clamp_s8 only runs where it cannot.
@@ -99,6 +100,38 @@ def clamp_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray
     return np.clip(inputs[0].ravel(), call.params["act_min"], call.params["act_max"]).astype(np.int8)
 
 
+def requantize_reference(node: Node, x: np.ndarray) -> list[np.ndarray]:
+    return [np.asarray(x, np.float32)]  # in float the pair is the identity; only the int8 grid changes
+
+
+def lower_requantize(node: Node, g: Graph) -> list[KernelCall]:
+    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    mult, shift = quant.quantize_multiplier(x.quant.s / y.quant.s)  # TFLite's Requantize, double of float32 scales
+    params = dict(input_offset=-x.quant.zp, output_offset=y.quant.zp, multiplier=mult, shift=shift, size=x.size)
+    return [
+        KernelCall(
+            "mcu_requantize_s8",
+            "kernels/requantize_s8.c.j2",
+            node.name,
+            params,
+            {},
+            node.inputs[:1],
+            node.outputs,
+            in_place=True,
+        )
+    ]
+
+
+@register_kernel("mcu_requantize_s8")
+def requantize_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
+    p = call.params
+    v = quant.multiply_by_quantized_multiplier(
+        inputs[0].astype(np.int64).ravel() + p["input_offset"], p["multiplier"], p["shift"]
+    )
+    return np.clip(v + p["output_offset"], -128, 127).astype(np.int8)
+
+
+register(OpDef("Requantize", reference=requantize_reference, lower=lower_requantize))
 register(OpDef("Add", reference=add_reference, lower=lower_add, fusable_activation=True))
 register(OpDef("Clip", reference=clip_reference, quant="same", lower=lower_clip))
 register(OpDef("Relu", reference=relu_reference, quant="same", lower=lower_clip))

@@ -67,8 +67,7 @@ def fold_qdq(g: Graph) -> Graph:
 
     def attach(name: str, q: QuantParams, where: Node) -> None:
         old = given.get(name)
-        same = old is not None and np.array_equal(old.scale, q.scale) and np.array_equal(old.zero_point, q.zero_point)
-        if old is not None and not same:
+        if old is not None and not _same(old, q):
             raise CompileError(
                 f"node '{where.name}' ({where.op}): tensor '{name}' is quantized twice with different parameters"
             )
@@ -102,7 +101,13 @@ def fold_qdq(g: Graph) -> Graph:
             continue
         if axis is not None:
             raise CompileError(f"node '{node.name}' ({node.op}): per-axis activation quantization is not supported")
-        attach(src, QuantParams(scale, zp.astype(np.int32)), node)
+        q = QuantParams(scale, zp.astype(np.int32))
+        if node.op == "QuantizeLinear" and src in given and not _same(given[src], q):
+            # DQ -> Q with other parameters: an int8 -> int8 requantization (TFLite's QUANTIZE op).
+            nodes.append(Node("Requantize", node.name, (src,), (out,)))
+            given[out] = q
+            continue
+        attach(src, q, node)
         rename[out] = src
     outputs = tuple(resolve(t) for t in g.outputs)
     nodes = [Node(n.op, n.name, tuple(resolve(t) if t else t for t in n.inputs), n.outputs, n.attrs) for n in nodes]
@@ -110,6 +115,10 @@ def fold_qdq(g: Graph) -> Graph:
     for name, q in given.items():
         tensors[name] = Tensor(name, tensors[name].shape, "float32", quant=q)
     return Graph(tuple(nodes), tensors, g.inputs, outputs, g.name).rewrite()
+
+
+def _same(a: QuantParams, b: QuantParams) -> bool:
+    return bool(np.array_equal(a.scale, b.scale) and np.array_equal(a.zero_point, b.zero_point))
 
 
 def _propagate_through_views(nodes: list[Node], given: dict[str, QuantParams]) -> None:

@@ -115,6 +115,13 @@ MCU_API mcu_status mcu_add_s8(const mcu_context *ctx,
                               int32_t size,
                               int8_t *output);
 
+/** @brief int8 -> int8 with new scale and zero point (TFLite's QUANTIZE of int8); output may equal input. */
+MCU_API mcu_status mcu_requantize_s8(const mcu_context *ctx,
+                                     const mcu_requantize_params *params,
+                                     const int8_t *input,
+                                     int32_t size,
+                                     int8_t *output);
+
 /** @brief Elementwise clamp to [activation.min, activation.max]; output may equal input (in place). */
 MCU_API mcu_status mcu_clamp_s8(const mcu_context *ctx,
                                 const mcu_activation *activation,

@@ -87,6 +87,14 @@ typedef struct
 
 typedef struct
 {
+    int32_t input_offset;  /**< -(input zero point) */
+    int32_t output_offset; /**< +(output zero point) */
+    int32_t multiplier;    /**< Q31 of input_scale / output_scale */
+    int32_t shift;         /**< > 0 shifts left */
+} mcu_requantize_params;
+
+typedef struct
+{
     int32_t input1_offset; /**< -(zero point of input 1) */
     int32_t input2_offset; /**< -(zero point of input 2) */
     int32_t left_shift;    /**< Headroom shift applied to both inputs (20 for int8, as TFLite) */
