@@ -60,20 +60,25 @@ def ort_quantized(tmp: Path, activation_type) -> tuple[Path, np.ndarray]:
     return qdq_path, rng.standard_normal((32, 1, 3, 32, 32)).astype(np.float32)
 
 
-@pytest.mark.parametrize("activation_type", [QuantType.QInt8, QuantType.QUInt8], ids=["int8", "uint8"])
-def test_onnxruntime_quantized_model_matches_onnxruntime_within_one_lsb(tmp_path, activation_type):
-    qdq_path, test = ort_quantized(tmp_path, activation_type)
-    model = onnx.load(qdq_path)
-    compiled = mcucompile.compile(qdq_path, name="q")
+def lsb_vs_onnxruntime(compiled, qdq_model: onnx.ModelProto, test: np.ndarray) -> np.ndarray:
+    """|C - onnxruntime| in output LSB, both fed the same float samples (quantized as onnxruntime does)."""
     in_q = compiled.graph.tensors[compiled.graph.inputs[0]].quant
     out_q = compiled.graph.tensors[compiled.graph.outputs[0]].quant
     # onnxruntime's QuantizeLinear rounds halves to even; feed the C exactly the int8 values it computed.
     q_in = np.clip(np.rint(test / in_q.s) + in_q.zp, -128, 127).astype(np.int8)
     with tempfile.TemporaryDirectory() as tmp:
         compiled.write(tmp)
-        got = run_executable(Path(tmp), "q", q_in.reshape(len(test), -1)).astype(np.int32)
-    ort_q = np.rint(ort_run(model, test).reshape(len(test), -1) / out_q.s) + out_q.zp
-    lsb = np.abs(got - ort_q)
+        got = run_executable(Path(tmp), compiled.name, q_in.reshape(len(test), -1)).astype(np.int32)
+    ort_q = np.rint(ort_run(qdq_model, test).reshape(len(test), -1) / out_q.s) + out_q.zp
+    return np.abs(got - ort_q)
+
+
+@pytest.mark.parametrize("activation_type", [QuantType.QInt8, QuantType.QUInt8], ids=["int8", "uint8"])
+def test_onnxruntime_quantized_model_matches_onnxruntime_within_one_lsb(tmp_path, activation_type):
+    qdq_path, test = ort_quantized(tmp_path, activation_type)
+    model = onnx.load(qdq_path)
+    compiled = mcucompile.compile(qdq_path, name="q")
+    lsb = lsb_vs_onnxruntime(compiled, model, test)
     print(
         f"onnxruntime QDQ vs C: {np.mean(lsb == 0) * 100:.2f} % exact, {np.mean(lsb <= 1) * 100:.2f} % within 1 LSB, "
         f"max {int(lsb.max())} LSB over {lsb.size} outputs"
@@ -162,14 +167,7 @@ def test_export_qdq_round_trip_agrees_with_the_c(tmp_path):
     exported = onnx.load(tmp_path / "r_qdq.onnx")
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in exported.graph.node}
     test = rng.standard_normal((16, 1, 3, 16, 16)).astype(np.float32)
-    in_q = compiled.graph.tensors[compiled.graph.inputs[0]].quant
-    out_q = compiled.graph.tensors[compiled.graph.outputs[0]].quant
-    q_in = np.clip(np.rint(test / in_q.s) + in_q.zp, -128, 127).astype(np.int8)
-    with tempfile.TemporaryDirectory() as tmp:
-        compiled.write(tmp)
-        got = run_executable(Path(tmp), "r", q_in.reshape(len(test), -1)).astype(np.int32)
-    ort_q = np.rint(ort_run(exported, test).reshape(len(test), -1) / out_q.s) + out_q.zp
-    lsb = np.abs(got - ort_q)
+    lsb = lsb_vs_onnxruntime(compiled, exported, test)
     print(f"exported QDQ in onnxruntime vs C: {np.mean(lsb == 0) * 100:.2f} % exact, max {int(lsb.max())} LSB")
     assert np.mean(lsb <= 1) >= 0.99
 
