@@ -138,8 +138,8 @@ def _fix_input_shapes(model: onnx.ModelProto, overrides: dict[str, Shape]) -> No
         else:
             shape = []
             for axis, d in enumerate(dims):
-                if d.HasField("dim_value") and d.dim_value > 0:
-                    shape.append(d.dim_value)
+                if d.HasField("dim_value"):
+                    shape.append(d.dim_value)  # zero or negative sizes are refused below
                 elif axis == 0:
                     shape.append(1)  # dynamic batch: one sample per call
                 else:

@@ -12,6 +12,7 @@ import pytest
 from onnx import helper
 
 from conftest import make_model
+from mcucompile.verify import STRICT_CFLAGS
 
 
 def run_cli(*args, cwd=None):
@@ -49,11 +50,7 @@ def strict_compile(c_file, cc):
     return subprocess.run(
         [
             cc,
-            "-std=c99",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-pedantic",
+            *STRICT_CFLAGS,
             "-c",
             str(c_file),
             "-o",
