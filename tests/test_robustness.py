@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -191,7 +190,8 @@ int main(void)
         return 10;
     if (!intact(arena_block, GUARD) || !intact(arena + {P}_ARENA_SIZE, GUARD))
         return 11;
-    if (!intact((const uint8_t *)out_block, GUARD) || !intact((const uint8_t *)out_block + GUARD + {P}_OUTPUT_SIZE, GUARD))
+    const uint8_t *out_bytes = (const uint8_t *)out_block;
+    if (!intact(out_bytes, GUARD) || !intact(out_bytes + GUARD + {P}_OUTPUT_SIZE, GUARD))
         return 12;
     if ({name}_run_with_arena(NULL, in, out_block + GUARD) == 0 || {name}_run_with_arena(arena, NULL, out_block) == 0)
         return 13;
