@@ -18,6 +18,7 @@ from mcucompile.codegen import runtime_dir
 from mcucompile.ir import KernelCall, QuantParams
 from mcucompile.ops import kernel_reference
 from mcucompile.ops.elementwise import add_params
+from mcucompile.ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN
 from mcucompile.ops.softmax import softmax_params
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -280,39 +281,40 @@ def test_pool_s8(c, data, kernel):
 
 @SETTINGS
 @given(st.data())
-def test_mean_s8(c, data):
+def test_reduce_s8(c, data):
     ffi, lib = c
-    n, h, w, ch = (data.draw(st.integers(1, k)) for k in (2, 9, 9, 5))
+    in_dims = tuple(data.draw(st.integers(1, k)) for k in (2, 6, 6, 5))
+    reduced = tuple(data.draw(st.lists(st.integers(0, 1), min_size=4, max_size=4)))
+    op = data.draw(st.sampled_from([REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN]))
     mult, shift = quant.quantize_multiplier(data.draw(real_multipliers()))
     lo, hi = data.draw(activation())
+    kept = [1 if r else d for d, r in zip(in_dims, reduced)]
+    order = data.draw(st.permutations(range(4)))  # the results may land in any axis order of the output
+    out_strides = [0] * 4
+    step = 1
+    for k in reversed(order):
+        out_strides[k] = 0 if reduced[k] else step
+        step *= kept[k]
     params = dict(
+        op=op,
         input_offset=data.draw(st.integers(-127, 128)),
         output_offset=data.draw(st.integers(-128, 127)),
         multiplier=mult,
         shift=shift,
+        divisor=data.draw(st.integers(1, 300)),
         act_min=lo,
         act_max=hi,
-        in_dims=(n, h, w, ch),
+        in_dims=in_dims,
+        reduced=reduced,
+        out_strides=tuple(out_strides),
     )
-    call = KernelCall("mcu_mean_s8", "", "t", params)
-    x = int8_arrays(data.draw, n * h * w * ch)
-    cp = ffi.new(
-        "mcu_mean_params *",
-        {
-            "input_offset": params["input_offset"],
-            "output_offset": params["output_offset"],
-            "multiplier": mult,
-            "shift": shift,
-            "activation": {"min": lo, "max": hi},
-        },
-    )
-    out = np.zeros(n * ch, np.int8)
-    assert (
-        lib.mcu_mean_s8(
-            ffi.NULL, cp, ffi.new("mcu_dims *", dict(zip("nhwc", (n, h, w, ch)))), ptr(ffi, x), ptr(ffi, out)
-        )
-        == 0
-    )
+    call = KernelCall("mcu_reduce_s8", "", "t", params)
+    x = int8_arrays(data.draw, int(np.prod(in_dims)))
+    scalars = {k: params[k] for k in ("op", "input_offset", "output_offset", "multiplier", "shift", "divisor")}
+    cp = ffi.new("mcu_reduce_params *", {**scalars, "activation": {"min": lo, "max": hi}})
+    shape = ffi.new("mcu_reduce_shape *", {k: list(params[k]) for k in ("in_dims", "reduced", "out_strides")})
+    out = np.zeros(int(np.prod(kept)), np.int8)
+    assert lib.mcu_reduce_s8(ffi.NULL, cp, shape, ptr(ffi, x), ptr(ffi, out)) == 0
     check(call, [x], out)
 
 

@@ -1,4 +1,4 @@
 """Op families; importing this package registers every op and kernel reference."""
 
-from . import batchnorm, conv, elementwise, gemm, pool, reshape, softmax  # noqa: F401
+from . import batchnorm, conv, elementwise, gemm, lut, pool, reduce, reshape, slicing, softmax  # noqa: F401
 from .registry import get, is_supported, kernel_reference, supported_ops  # noqa: F401

@@ -1,7 +1,6 @@
-"""MaxPool, AveragePool -> mcu_{max,avg}_pool_s8; GlobalAveragePool and ReduceMean over H,W -> mcu_mean_s8.
+"""MaxPool, AveragePool -> mcu_{max,avg}_pool_s8 (GlobalAveragePool and reductions: reduce.py).
 
-Max and average pooling keep the input's quantization (as TFLite requires), so they need no rescaling;
-the spatial mean gets its own output range and requantizes.
+Max and average pooling keep the input's quantization (as TFLite requires), so they need no rescaling.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import numpy as np
 from .. import quant
 from ..ir import CompileError, Graph, KernelCall, Node
 from ..layout import kernel_dims, to_logical
+from .reduce import rounded_division
 from .registry import OpDef, attr_ints, register, register_kernel
 from .window import Window, gather_windows, tap_inside, window_of
 
@@ -69,15 +69,6 @@ def avg_pool_reference(node: Node, x: np.ndarray) -> list[np.ndarray]:
     return [(total / _avg_counts(node, x.shape[2:], win)).astype(np.float32)]
 
 
-def global_average_pool_reference(node: Node, x: np.ndarray) -> list[np.ndarray]:
-    return [x.astype(np.float32).mean(axis=(2, 3), keepdims=True)]
-
-
-def reduce_mean_reference(node: Node, x: np.ndarray, axes: np.ndarray | None = None) -> list[np.ndarray]:
-    axes_t = tuple(int(a) for a in (axes if axes is not None else node.attr("axes", range(x.ndim))))
-    return [x.astype(np.float32).mean(axis=axes_t, keepdims=bool(node.attr("keepdims", 1)))]
-
-
 def _pool_params(node: Node, g: Graph) -> dict:
     x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
     if len(node.outputs) > 1 and node.outputs[1]:
@@ -121,35 +112,6 @@ def lower_avg_pool(node: Node, g: Graph) -> list[KernelCall]:
         act_max=quant.INT8_MAX,
     )
     return [KernelCall("mcu_avg_pool_s8", "kernels/pool_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs)]
-
-
-def lower_mean(node: Node, g: Graph) -> list[KernelCall]:
-    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    if node.op == "ReduceMean":
-        axes = sorted(int(a) % len(x.shape) for a in node.attr("axes", range(len(x.shape))))
-        if len(x.shape) != 4 or axes != [2, 3]:
-            raise CompileError(
-                f"node '{node.name}' (ReduceMean): only the mean over H and W of an NCHW tensor is supported, "
-                f"got axes {axes} on shape {x.shape}"
-            )
-    n, h, w, c = kernel_dims(x.shape)
-    mult, shift = quant.quantize_multiplier(x.quant.s / y.quant.s)  # TFLite's Mean: rescale first, then divide
-    params = dict(
-        input_offset=-x.quant.zp,
-        output_offset=y.quant.zp,
-        multiplier=mult,
-        shift=shift,
-        act_min=quant.INT8_MIN,
-        act_max=quant.INT8_MAX,
-        in_dims=(n, h, w, c),
-    )
-    return [KernelCall("mcu_mean_s8", "kernels/mean_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs)]
-
-
-def rounded_division(total: np.ndarray, count) -> np.ndarray:
-    """TFLite's average: halves away from zero, written with C's truncating division (count > 0)."""
-    half = np.asarray(count) // 2
-    return np.where(total > 0, (total + half) // count, -((-total + half) // count))
 
 
 def _call_window(call: KernelCall) -> Window:
@@ -197,17 +159,5 @@ def avg_pool_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndar
     return _nhwc(np.clip(y, p["act_min"], p["act_max"])).astype(np.int8)
 
 
-@register_kernel("mcu_mean_s8")
-def mean_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
-    p = call.params
-    n, h, w, c = p["in_dims"]
-    acc = (inputs[0].reshape(n, h * w, c).astype(np.int64) + p["input_offset"]).sum(axis=1)
-    acc = quant.multiply_by_quantized_multiplier(acc, p["multiplier"], p["shift"])
-    y = rounded_division(acc, h * w) + p["output_offset"]
-    return np.clip(y, p["act_min"], p["act_max"]).astype(np.int8)
-
-
 register(OpDef("MaxPool", reference=max_pool_reference, quant="same", lower=lower_max_pool))
 register(OpDef("AveragePool", reference=avg_pool_reference, quant="same", lower=lower_avg_pool))
-register(OpDef("GlobalAveragePool", reference=global_average_pool_reference, lower=lower_mean))
-register(OpDef("ReduceMean", reference=reduce_mean_reference, lower=lower_mean))

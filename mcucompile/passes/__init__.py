@@ -7,8 +7,10 @@ from collections.abc import Callable, Sequence
 from ..ir import Graph
 from .canonicalize import canonicalize, remove_identity_and_dropout
 from .fold_batchnorm import fold_batchnorm
+from .fold_channel_shuffle import fold_channel_shuffle
 from .fold_qdq import fold_qdq
 from .fuse_activation import fuse_activation
+from .fuse_pointwise import fuse_pointwise
 
 Pass = Callable[[Graph], Graph]
 
@@ -19,8 +21,10 @@ FLOAT_PIPELINE: tuple[Pass, ...] = (
     fold_qdq,
     remove_identity_and_dropout,
     canonicalize,
+    fold_channel_shuffle,
     fold_batchnorm,
     fuse_activation,
+    fuse_pointwise,
 )
 
 

@@ -4,7 +4,7 @@
 - Relu becomes Clip(min=0); Clip's min/max inputs become attributes.
 - MatMul(x[N,K], constant B[K,O]) becomes Gemm; every Gemm gets W[O,K] with transB=1 and alpha=beta=1,
   its bias a vector of O values, and a following Add of a constant vector is folded into that bias.
-- ReduceMean's axes input (opset 18) becomes an attribute.
+- The axes input of reductions (opset 18; ReduceSum from 13) becomes an attribute.
 """
 
 from __future__ import annotations
@@ -143,10 +143,10 @@ def canonicalize(g: Graph) -> Graph:
             n = _canonical_clip(g, n)
         elif n.op in ("Gemm", "MatMul"):
             n = _canonical_gemm(g, n, new)
-        elif n.op == "ReduceMean" and len(n.inputs) > 1 and n.inputs[1]:
+        elif n.op.startswith("Reduce") and len(n.inputs) > 1 and n.inputs[1]:
             axes = g.const(n.inputs[1])
             if axes is None:
-                raise CompileError(f"node '{n.name}' (ReduceMean): axes must be a constant")
+                raise CompileError(f"node '{n.name}' ({n.op}): axes must be a constant")
             n = Node(n.op, n.name, n.inputs[:1], n.outputs, {**n.attrs, "axes": tuple(int(a) for a in axes.ravel())})
         nodes.append(n)
     nodes = _fold_bias_add(g, nodes, new)

@@ -97,15 +97,15 @@ MCU_API mcu_status mcu_avg_pool_s8(const mcu_context *ctx,
                                    int8_t *output);
 
 /**
- * @brief int8 mean over H and W with requantization to the output's scale and zero point.
- * @param[in]  input_dims   Format: [N, H, W, C]
- * @param[out] output       Format: [N, 1, 1, C]
+ * @brief int8 mean, sum, max or min over any axes of a tensor of rank <= 4 (in its physical layout).
+ *        Mean/sum: TFLite's Mean arithmetic (rescale the sum, then divide with halves away from zero).
+ * @param[out] output  result of the kept position (i0..i3) at sum(i_k * shape->out_strides[k])
  */
-MCU_API mcu_status mcu_mean_s8(const mcu_context *ctx,
-                               const mcu_mean_params *params,
-                               const mcu_dims *input_dims,
-                               const int8_t *input,
-                               int8_t *output);
+MCU_API mcu_status mcu_reduce_s8(const mcu_context *ctx,
+                                 const mcu_reduce_params *params,
+                                 const mcu_reduce_shape *shape,
+                                 const int8_t *input,
+                                 int8_t *output);
 
 /** @brief Elementwise int8 add of two tensors of `size` elements with different scales (TFLite ADD). */
 MCU_API mcu_status mcu_add_s8(const mcu_context *ctx,
@@ -128,6 +128,34 @@ MCU_API mcu_status mcu_clamp_s8(const mcu_context *ctx,
                                 const int8_t *input,
                                 int32_t size,
                                 int8_t *output);
+
+/**
+ * @brief Elementwise lookup: output[i] = table[input[i] + 128]; output may equal input (in place).
+ * @param[in] table  256 int8 values, the function of each input value from -128 to 127 (computed at compile time)
+ */
+MCU_API mcu_status mcu_lut_s8(const mcu_context *ctx, const int8_t *table, const int8_t *input, int32_t size,
+                              int8_t *output);
+
+/**
+ * @brief int8 concatenation: per outer index, each input's run of parts[i].inner values lands at parts[i].offset
+ *        of the output's run of out_inner values, requantized unless parts[i].copy.
+ */
+MCU_API mcu_status mcu_concat_s8(const mcu_context *ctx,
+                                 const mcu_concat_params *params,
+                                 const mcu_concat_part *parts,
+                                 const int8_t *const *inputs,
+                                 int8_t *output);
+
+/** @brief int8 strided box copy: output[a,b,c,d] = input[begin + step * (a,b,c,d)] over out_dims (Slice, Split). */
+MCU_API mcu_status mcu_slice_s8(const mcu_context *ctx, const mcu_slice_params *params, const int8_t *input,
+                                int8_t *output);
+
+/** @brief int8 gather: output[o, i, k] = input[o, indices[i], k] with indices in [0, axis_dim). */
+MCU_API mcu_status mcu_gather_s8(const mcu_context *ctx,
+                                 const mcu_gather_params *params,
+                                 const int32_t *indices,
+                                 const int8_t *input,
+                                 int8_t *output);
 
 /**
  * @brief int8 softmax over rows of `depth` values, TFLite's fixed-point algorithm (gemmlowp exp and reciprocal);

@@ -76,14 +76,30 @@ typedef struct
     mcu_activation activation;
 } mcu_pool_params;
 
+typedef enum
+{
+    MCU_REDUCE_MEAN = 0, /**< also sum: divisor 1 */
+    MCU_REDUCE_MAX = 1,
+    MCU_REDUCE_MIN = 2
+} mcu_reduce_op;
+
 typedef struct
 {
-    int32_t input_offset;  /**< -(input zero point) */
-    int32_t output_offset; /**< +(output zero point) */
-    int32_t multiplier;    /**< Q31 of input_scale / output_scale; the sum is rescaled, then divided by H * W */
+    int32_t op;            /**< mcu_reduce_op */
+    int32_t input_offset;  /**< mean/sum: -(input zero point); max/min: 0 */
+    int32_t output_offset; /**< mean/sum: +(output zero point); max/min: 0 (same quantization) */
+    int32_t multiplier;    /**< mean/sum: Q31 of input_scale / output_scale; the sum is rescaled, then divided */
     int32_t shift;         /**< > 0 shifts left */
+    int32_t divisor;       /**< mean: the count of reduced values; sum: 1 */
     mcu_activation activation;
-} mcu_mean_params;
+} mcu_reduce_params;
+
+typedef struct
+{
+    int32_t in_dims[4];     /**< the input's physical (row-major) dims, padded with leading 1s */
+    int32_t reduced[4];     /**< 1 where the axis is reduced */
+    int32_t out_strides[4]; /**< per input axis, its element stride in the output (0 where reduced) */
+} mcu_reduce_shape;
 
 typedef struct
 {
@@ -120,5 +136,36 @@ typedef struct
     int32_t in_dims[4]; /**< Row-major shape of the input */
     int32_t perm[4];    /**< Output axis k is input axis perm[k] */
 } mcu_transpose_params;
+
+typedef struct
+{
+    int32_t count;     /**< number of inputs */
+    int32_t outer;     /**< product of the output's physical dims before the concat axis */
+    int32_t out_inner; /**< elements of the output from the concat axis on, per outer index */
+} mcu_concat_params;
+
+typedef struct
+{
+    int32_t inner;  /**< elements of this input from the concat axis on, per outer index */
+    int32_t offset; /**< where they start in the output's run */
+    int32_t copy;   /**< 1: same quantization as the output, copied as is */
+    mcu_requantize_params requantize; /**< otherwise: to the output's scale and zero point */
+} mcu_concat_part;
+
+typedef struct
+{
+    int32_t in_dims[4];  /**< physical dims of the input, padded with leading 1s */
+    int32_t begin[4];    /**< first index per axis */
+    int32_t step[4];     /**< step per axis (negative: backwards) */
+    int32_t out_dims[4]; /**< number of indices per axis */
+} mcu_slice_params;
+
+typedef struct
+{
+    int32_t outer;    /**< product of the physical dims before the gathered axis */
+    int32_t axis_dim; /**< size of the gathered axis in the input */
+    int32_t inner;    /**< product of the physical dims after it */
+    int32_t count;    /**< number of indices */
+} mcu_gather_params;
 
 #endif /* MCU_NN_TYPES_H */

@@ -1,0 +1,236 @@
+"""Concat, Split, Slice, Gather: int8 values moved between tensors in their physical (NHWC) layout.
+
+An ONNX axis maps to its physical axis through layout.storage_perm, so a channel concat or split in NHWC is a
+copy of contiguous runs per pixel. Split and Slice keep the input's quantization; Concat gets its own range
+and requantizes an input only when its quantization differs (TFLite's converter would force equal scales).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import quant
+from ..ir import CompileError, Graph, KernelCall, Node, QuantParams, Shape
+from ..layout import physical_shape, storage_perm
+from .registry import OpDef, attr_ints, register, register_kernel
+from .reshape import transpose_call
+
+
+def _physical_axis(shape: Shape, axis: int) -> int:
+    return storage_perm(shape).index(axis % len(shape))
+
+
+def _split_at(shape: Shape, axis: int) -> tuple[int, int]:
+    """(outer, inner): elements before the physical axis, and from it on (the run copied per outer index)."""
+    dims = physical_shape(shape)
+    p = _physical_axis(shape, axis)
+    return int(np.prod(dims[:p], dtype=np.int64)), int(np.prod(dims[p:], dtype=np.int64))
+
+
+def _check_rank(node: Node, shape: Shape) -> None:
+    if len(shape) > 4:
+        raise CompileError(f"node '{node.name}' ({node.op}): tensors of rank {len(shape)} > 4 are not supported")
+
+
+# --- Concat ---------------------------------------------------------------------------------------------------
+
+
+def concat_reference(node: Node, *xs: np.ndarray) -> list[np.ndarray]:
+    return [np.concatenate([x.astype(np.float32) for x in xs], axis=int(node.attr("axis")))]
+
+
+def _requantize_params(x: QuantParams, y: QuantParams) -> dict:
+    mult, shift = quant.quantize_multiplier(x.s / y.s)
+    return dict(input_offset=-x.zp, output_offset=y.zp, multiplier=mult, shift=shift)
+
+
+def lower_concat(node: Node, g: Graph) -> list[KernelCall]:
+    y = g.tensors[node.outputs[0]]
+    _check_rank(node, y.shape)
+    axis = int(node.attr("axis"))
+    outer, out_inner = _split_at(y.shape, axis)
+    parts, offset = [], 0
+    for name in node.inputs:
+        x = g.tensors[name]
+        if x.data is not None:
+            raise CompileError(f"node '{node.name}' (Concat): constant input '{name}' is not supported")
+        inner = _split_at(x.shape, axis)[1]
+        same = bool(np.array_equal(x.quant.scale, y.quant.scale) and x.quant.zp == y.quant.zp)
+        parts.append(dict(inner=inner, offset=offset, copy=int(same), **_requantize_params(x.quant, y.quant)))
+        offset += inner
+    params = dict(count=len(parts), outer=outer, out_inner=out_inner, parts=tuple(parts))
+    return [KernelCall("mcu_concat_s8", "kernels/concat_s8.c.j2", node.name, params, {}, node.inputs, node.outputs)]
+
+
+@register_kernel("mcu_concat_s8")
+def concat_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
+    p = call.params
+    out = np.zeros((p["outer"], p["out_inner"]), np.int8)
+    for part, x in zip(p["parts"], inputs):
+        x = x.reshape(p["outer"], part["inner"])
+        if not part["copy"]:
+            offset_x = x.astype(np.int64) + part["input_offset"]
+            x = quant.requantize_to_int8(offset_x, part["multiplier"], part["shift"], part["output_offset"], -128, 127)
+        out[:, part["offset"] : part["offset"] + part["inner"]] = x
+    return out
+
+
+# --- Slice and Split -------------------------------------------------------------------------------------------
+
+
+def _slice_bounds(node: Node, shape: Shape, args: list) -> list[tuple[int, int, int]]:
+    """Per axis (start, stop, step) exactly as ONNX clamps them (stop may be -1 for a negative step: to the start)."""
+    if node.op == "Slice" and len(args) >= 2:
+        starts, ends = args[0], args[1]
+        axes = args[2] if len(args) > 2 and args[2] is not None else range(len(starts))
+        steps = args[3] if len(args) > 3 and args[3] is not None else [1] * len(starts)
+    else:  # opset < 10: attributes
+        starts, ends = attr_ints(node, "starts", ()), attr_ints(node, "ends", ())
+        axes, steps = attr_ints(node, "axes", range(len(starts))), [1] * len(starts)
+    bounds = [(0, d, 1) for d in shape]
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        axis = int(axis) % len(shape)
+        dim, start, end, step = shape[axis], int(start), int(end), int(step)
+        if step == 0:
+            raise CompileError(f"node '{node.name}' (Slice): step 0")
+        start = start + dim if start < 0 else start
+        end = end + dim if end < 0 else end
+        if step > 0:
+            start, end = min(max(start, 0), dim), min(max(end, 0), dim)
+        else:
+            start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+        bounds[axis] = (start, end, step)
+    return bounds
+
+
+def _slice_args(node: Node, g: Graph) -> list:
+    args = []
+    for t in node.inputs[1:]:
+        if t and g.const(t) is None:
+            raise CompileError(f"node '{node.name}' (Slice): starts, ends, axes and steps must be constants")
+        args.append(None if not t else np.asarray(g.const(t)).ravel())
+    return args
+
+
+def slice_reference(node: Node, x: np.ndarray, *args) -> list[np.ndarray]:
+    args = [None if a is None else np.asarray(a).ravel() for a in args]
+    bounds = _slice_bounds(node, x.shape, args)
+    return [x[tuple(slice(s, None if e < 0 else e, st) for s, e, st in bounds)].astype(np.float32)]
+
+
+def _split_sizes(node: Node, x_shape: Shape, split: np.ndarray | None) -> list[int]:
+    axis = int(node.attr("axis", 0)) % len(x_shape)
+    if split is None and node.attr("split") is not None:
+        split = np.asarray(node.attr("split"))
+    if split is not None:
+        return [int(s) for s in np.asarray(split).ravel()]
+    count = int(node.attr("num_outputs", len(node.outputs)))
+    step = -(-x_shape[axis] // count)  # ONNX: equal parts, the last one smaller
+    return [min(step, x_shape[axis] - i * step) for i in range(count)]
+
+
+def split_reference(node: Node, x: np.ndarray, split: np.ndarray | None = None) -> list[np.ndarray]:
+    axis = int(node.attr("axis", 0)) % x.ndim
+    edges = np.cumsum(_split_sizes(node, x.shape, split))[:-1]
+    return [part.astype(np.float32) for part in np.split(x, edges, axis=axis)]
+
+
+def slice_call(node: str, src: str, dst: str, shape: Shape, bounds: list[tuple[int, int, int]]) -> KernelCall:
+    """A copy of the box `bounds` (ONNX order) of `src` into `dst`, in the physical layout."""
+    perm = storage_perm(shape)
+    pad = 4 - len(shape)
+    begin = (0,) * pad + tuple(bounds[a][0] for a in perm)
+    step = (1,) * pad + tuple(bounds[a][2] for a in perm)
+    out = (1,) * pad + tuple(max(0, -(-(bounds[a][1] - bounds[a][0]) // bounds[a][2])) for a in perm)
+    params = dict(in_dims=(1,) * pad + physical_shape(shape), begin=begin, step=step, out_dims=out)
+    return KernelCall("mcu_slice_s8", "kernels/slice_s8.c.j2", node, params, {}, (src,), (dst,))
+
+
+def lower_slice(node: Node, g: Graph) -> list[KernelCall]:
+    x = g.tensors[node.inputs[0]]
+    _check_rank(node, x.shape)
+    bounds = _slice_bounds(node, x.shape, _slice_args(node, g))
+    return [slice_call(node.name, node.inputs[0], node.outputs[0], x.shape, bounds)]
+
+
+def lower_split(node: Node, g: Graph) -> list[KernelCall]:
+    x = g.tensors[node.inputs[0]]
+    _check_rank(node, x.shape)
+    axis = int(node.attr("axis", 0)) % len(x.shape)
+    split = g.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else None
+    calls, start = [], 0
+    for i, (size, out) in enumerate(zip(_split_sizes(node, x.shape, split), node.outputs)):
+        bounds = [(0, d, 1) for d in x.shape]
+        bounds[axis] = (start, start + size, 1)
+        start += size
+        if out:
+            calls.append(slice_call(f"{node.name}_{i}", node.inputs[0], out, x.shape, bounds))
+    return calls
+
+
+@register_kernel("mcu_slice_s8")
+def slice_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
+    p = call.params
+    x = inputs[0].reshape(p["in_dims"])
+    index = [b + s * np.arange(n) for b, s, n in zip(p["begin"], p["step"], p["out_dims"])]
+    return np.ascontiguousarray(x[np.ix_(*index)])
+
+
+# --- Gather ----------------------------------------------------------------------------------------------------
+
+
+def gather_reference(node: Node, x: np.ndarray, indices: np.ndarray) -> list[np.ndarray]:
+    return [np.take(x, np.asarray(indices, np.int64), axis=int(node.attr("axis", 0))).astype(np.float32)]
+
+
+def lower_gather(node: Node, g: Graph) -> list[KernelCall]:
+    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    indices = g.const(node.inputs[1])
+    _check_rank(node, x.shape)
+    if indices is None or indices.ndim != 1 or len(y.shape) != len(x.shape):
+        raise CompileError(
+            f"node '{node.name}' (Gather): only constant 1-D indices (the rank kept) are supported"
+        )
+    axis = int(node.attr("axis", 0)) % len(x.shape)
+    dim = x.shape[axis]
+    indices = np.where(indices < 0, indices + dim, indices).astype(np.int64)
+    outer, inner_from_axis = _split_at(x.shape, axis)
+    inner = inner_from_axis // dim
+    swap = _swap_factors(indices)
+    if swap is not None and inner == 1:  # a channel shuffle in NHWC: one transpose of (pixels, a, b)
+        a, b = swap
+        return [transpose_call(node.name, node.inputs[0], node.outputs[0], (outer, a, b), (0, 2, 1))]
+    params = dict(outer=outer, axis_dim=dim, inner=inner, count=len(indices))
+    return [
+        KernelCall(
+            "mcu_gather_s8",
+            "kernels/gather_s8.c.j2",
+            node.name,
+            params,
+            dict(indices=indices.astype(np.int32)),
+            node.inputs[:1],
+            node.outputs,
+        )
+    ]
+
+
+def _swap_factors(indices: np.ndarray) -> tuple[int, int] | None:
+    """(a, b) when indices == arange(a*b).reshape(a, b).T.ravel() (ShuffleNet's channel shuffle), else None."""
+    n = len(indices)
+    for a in range(2, n):
+        if n % a == 0 and np.array_equal(indices, np.arange(n).reshape(a, n // a).T.ravel()):
+            return a, n // a
+    return None
+
+
+@register_kernel("mcu_gather_s8")
+def gather_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
+    p = call.params
+    x = inputs[0].reshape(p["outer"], p["axis_dim"], p["inner"])
+    return np.ascontiguousarray(x[:, call.arrays["indices"].astype(np.int64), :])
+
+
+register(OpDef("Concat", reference=concat_reference, lower=lower_concat))
+register(OpDef("Slice", reference=slice_reference, quant="same", lower=lower_slice))
+register(OpDef("Split", reference=split_reference, quant="same", lower=lower_split))
+register(OpDef("Gather", reference=gather_reference, quant="same", lower=lower_gather))
