@@ -146,6 +146,7 @@ def compile(
     from .passes.fold_qdq import is_qdq
     from .passes.quantize import quantize
     from .stats import model_stats
+    from .support import require_supported
 
     if c_ident(name) != name or len(name) > 32:
         raise CompileError(f"--name {name!r} is not a C identifier of at most 32 characters (try {c_ident(name)!r})")
@@ -155,10 +156,10 @@ def compile(
     else:
         source, proto = "model.onnx", model
     g = onnx_import.import_onnx(proto, input_shapes)
-    _check_supported(g, passes.REMOVED_BY_PASSES)
+    require_supported(g)  # fail fast, naming every unsupported node
     prequantized = is_qdq(g)
     g = passes.run_passes(g, passes.FLOAT_PIPELINE)
-    _check_supported(g)
+    require_supported(g, frozenset())  # what the passes left must be lowerable too
     if prequantized:
         if calibration is not None:
             print(
@@ -189,13 +190,3 @@ def check_output_dir(out_dir: str | os.PathLike) -> Path:
         raise CompileError(f"{out}: exists and is not a directory; choose another -o")
     return out
 
-
-def _check_supported(g: Graph, removed_later: frozenset[str] = frozenset()) -> None:
-    from .ops import is_supported, supported_ops
-
-    bad = [n for n in g.nodes if not is_supported(n.op) and n.op not in removed_later]
-    if bad:
-        listed = ", ".join(f"'{n.name}' ({n.op})" for n in bad[:5]) + (" ..." if len(bad) > 5 else "")
-        raise CompileError(
-            f"{len(bad)} unsupported node(s): {listed}; supported operators: {', '.join(supported_ops())}"
-        )

@@ -136,10 +136,43 @@ def test_not_a_protobuf(tmp_path):
 
 
 def test_unsupported_operator_is_named(tmp_path):
-    model = make_model([helper.make_node("Cos", ["x"], ["y"], name="weird")], {"x": (1, 4)}, ["y"])
-    path = tmp_path / "cos.onnx"
+    model = make_model([helper.make_node("Hardmax", ["x"], ["y"], name="weird")], {"x": (1, 4)}, ["y"])
+    path = tmp_path / "hardmax.onnx"
     onnx.save(model, path)
-    assert_clean_failure(run_cli("compile", path, "-o", tmp_path / "o"), "weird", "Cos", out_dir=tmp_path / "o")
+    assert_clean_failure(run_cli("compile", path, "-o", tmp_path / "o"), "weird", "Hardmax", out_dir=tmp_path / "o")
+
+
+def _partly_supported_model():
+    """A grouped conv (group=2 of 4 channels), an unknown op with a hostile name, and a supported Relu."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["c"], name="grouped", kernel_shape=[1, 1], group=2),
+        helper.make_node("Relu", ["c"], ["r"], name="fine"),
+        helper.make_node("Hardmax", ["r"], ["y"], name="bad\nname", axis=-1),
+    ]
+    return make_model(nodes, {"x": (1, 4, 3, 3)}, ["y"], {"W": rng.standard_normal((4, 2, 1, 1)).astype(np.float32)})
+
+
+def test_check_lists_every_node_with_its_reason(tmp_path):
+    path = tmp_path / "partly.onnx"
+    onnx.save(_partly_supported_model(), path)
+    r = run_cli("check", path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 4 and "Traceback" not in r.stderr  # three nodes and a summary; the \n stays escaped
+    assert lines[0].startswith("NO ") and "grouped" in lines[0] and "group=2" in lines[0]
+    assert lines[1].startswith("ok ") and "fine" in lines[1]
+    assert lines[2].startswith("NO ") and "bad\\nname" in lines[2] and "Hardmax is not supported" in lines[2]
+    assert "2 unsupported" in lines[3]
+    # compile fails fast with the same reasons, in one line
+    assert_clean_failure(run_cli("compile", path, "-o", tmp_path / "o"), "grouped", "group=2", "Hardmax")
+
+
+def test_check_passes_a_supported_model(model_file):
+    r = run_cli("check", model_file, "--input-shape", "x=1,3,8,8")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert sum(line.startswith("ok ") for line in lines) == 5 and "supported (a trial compile succeeded)" in lines[-1]
 
 
 def test_dynamic_dimension_needs_input_shape(tmp_path):

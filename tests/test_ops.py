@@ -76,6 +76,13 @@ def test_matmul_plus_bias_add_becomes_one_gemm():
     assert [n.op for n in compiled.float_graph.nodes] == ["Gemm"]
 
 
+def test_matmul_of_a_sequence_is_one_fully_connected_layer():
+    """[1, T, K] @ W[K, O] + b: the T rows are contiguous, so it is one fully connected call over T rows."""
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Add", ["m", "B"], ["y"])]
+    compiled, _ = check_model(make_model(nodes, {"x": (1, 5, 12)}, ["y"], {"W": _w(12, 7), "B": _w(7)}), (1, 5, 12))
+    assert [c.kernel for c in compiled.program.calls] == ["mcu_fully_connected_s8"]
+
+
 POOL_CASES = [
     ((2, 2), (2, 2), (0, 0, 0, 0), 0, 0),
     ((3, 3), (2, 2), (1, 1, 1, 1), 0, 0),

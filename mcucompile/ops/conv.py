@@ -57,12 +57,7 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
     group = int(node.attr("group", 1))
     c_in = x.shape[1]
     win = conv_window(node, x.shape, w.shape, y.shape)
-    depthwise = group > 1 and group == c_in
-    if group != 1 and not depthwise:
-        raise CompileError(
-            f"node '{node.name}' (Conv): grouped convolution with group={group} (C_in={c_in}) is not supported; "
-            "only group=1 and depthwise (group=C_in) are"
-        )
+    depthwise = group > 1 and group == c_in  # check_conv admits only these two
     if not depthwise and w.shape[1] * win.kernel[0] * win.kernel[1] > MAX_ACCUMULATION_DEPTH:
         raise CompileError(f"node '{node.name}' (Conv): accumulation depth exceeds the int32 accumulator")
     mult, shift = quant.quantize_multipliers(
@@ -141,6 +136,16 @@ def depthwise_conv_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> n
     return _finish(call, acc)
 
 
+def check_conv(node: Node, g: Graph) -> str | None:
+    x_shape, w_shape = g.tensors[node.inputs[0]].shape, g.tensors[node.inputs[1]].shape
+    if len(x_shape) != 4 or len(w_shape) != 4:
+        return f"only 2-D convolution (rank-4 NCHW input) is supported, got input shape {x_shape}"
+    group, c_in = int(node.attr("group", 1)), x_shape[1]
+    if group != 1 and group != c_in:
+        return f"grouped convolution with group={group} (C_in={c_in}); only group=1 and depthwise (group=C_in) are"
+    return None
+
+
 register(
     OpDef(
         "Conv",
@@ -149,5 +154,6 @@ register(
         bias_input=2,
         lower=lower_conv,
         fusable_activation=True,
+        check=check_conv,
     )
 )

@@ -10,7 +10,7 @@ import numpy as np
 from .. import quant
 from ..ir import CompileError, Graph, KernelCall, Node
 from .conv import MAX_ACCUMULATION_DEPTH
-from .registry import OpDef, register, register_kernel
+from .registry import OpDef, is_constant_operand, register, register_kernel
 
 
 def gemm_reference(node: Node, a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> list[np.ndarray]:
@@ -28,9 +28,9 @@ def matmul_reference(node: Node, a: np.ndarray, b: np.ndarray) -> list[np.ndarra
 
 def lower_gemm(node: Node, g: Graph) -> list[KernelCall]:
     x, w, y = g.tensors[node.inputs[0]], g.tensors[node.inputs[1]], g.tensors[node.outputs[0]]
-    if w.data is None or node.attr("transA", 0) or not node.attr("transB", 0) or len(x.shape) != 2:
-        raise CompileError(f"node '{node.name}' (Gemm): only a 2-D input times a constant weight is supported")
-    rows, depth = x.shape
+    if w.data is None or not node.attr("transB", 0):
+        raise CompileError(f"internal: node '{node.name}' (Gemm) was not put in canonical form")
+    rows, depth = int(np.prod(x.shape[:-1], dtype=np.int64)), x.shape[-1]  # [.., K] rows are contiguous
     if depth > MAX_ACCUMULATION_DEPTH:
         raise CompileError(f"node '{node.name}' (Gemm): {depth} inputs exceed the int32 accumulator")
     mult, shift = quant.quantize_multipliers(
@@ -67,10 +67,19 @@ def fully_connected_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> 
 
 
 def _matmul_needs_canonical_form(node: Node, g: Graph) -> list[KernelCall]:
-    raise CompileError(
-        f"node '{node.name}' (MatMul): only a 2-D input times a constant 2-D matrix is supported "
-        "(the second operand must be an initializer)"
-    )
+    raise CompileError(f"internal: node '{node.name}' (MatMul) was not turned into a Gemm")
+
+
+def check_gemm(node: Node, g: Graph) -> str | None:
+    """An input of rank 2 (or 3, for MatMul over a sequence) times a constant 2-D matrix, without transA."""
+    x_shape, w = g.tensors[node.inputs[0]].shape, g.tensors[node.inputs[1]]
+    if node.attr("transA", 0):
+        return "transA=1 is not supported"
+    if not is_constant_operand(g, node.inputs[1]) or len(w.shape) != 2:
+        return "the second operand must be a constant 2-D matrix (an initializer)"
+    if len(x_shape) not in (2, 3):
+        return f"input of shape {x_shape} is not supported (rank 2 or 3 only)"
+    return None
 
 
 register(
@@ -81,6 +90,7 @@ register(
         bias_input=2,
         lower=lower_gemm,
         fusable_activation=True,
+        check=check_gemm,
     )
 )
-register(OpDef("MatMul", reference=matmul_reference, lower=_matmul_needs_canonical_form))
+register(OpDef("MatMul", reference=matmul_reference, lower=_matmul_needs_canonical_form, check=check_gemm))

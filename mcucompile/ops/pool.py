@@ -71,8 +71,6 @@ def avg_pool_reference(node: Node, x: np.ndarray) -> list[np.ndarray]:
 
 def _pool_params(node: Node, g: Graph) -> dict:
     x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    if len(node.outputs) > 1 and node.outputs[1]:
-        raise CompileError(f"node '{node.name}' ({node.op}): the Indices output is not supported")
     win = pool_window(node, x.shape, y.shape)
     return dict(
         kernel=win.kernel,
@@ -99,8 +97,6 @@ def lower_max_pool(node: Node, g: Graph) -> list[KernelCall]:
 def lower_avg_pool(node: Node, g: Graph) -> list[KernelCall]:
     x = g.tensors[node.inputs[0]]
     params = _pool_params(node, g)
-    if params["dilation"] != (1, 1):
-        raise CompileError(f"node '{node.name}' (AveragePool): dilations are not supported")
     win = pool_window(node, x.shape, g.tensors[node.outputs[0]].shape)
     include_pad = int(node.attr("count_include_pad", 0))
     # Taps inside the explicit pads (counted only with count_include_pad) hold real 0 = the zero point.
@@ -159,5 +155,16 @@ def avg_pool_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndar
     return _nhwc(np.clip(y, p["act_min"], p["act_max"])).astype(np.int8)
 
 
-register(OpDef("MaxPool", reference=max_pool_reference, quant="same", lower=lower_max_pool))
-register(OpDef("AveragePool", reference=avg_pool_reference, quant="same", lower=lower_avg_pool))
+def check_pool(node: Node, g: Graph) -> str | None:
+    shape = g.tensors[node.inputs[0]].shape
+    if len(shape) != 4 or len(attr_ints(node, "kernel_shape", ())) != 2:
+        return f"only 2-D pooling (rank-4 NCHW input) is supported, got input shape {shape}"
+    if len(node.outputs) > 1 and node.outputs[1]:
+        return "the Indices output is not supported"
+    if node.op == "AveragePool" and any(d != 1 for d in attr_ints(node, "dilations", (1, 1))):
+        return "dilations are not supported"
+    return None
+
+
+register(OpDef("MaxPool", reference=max_pool_reference, quant="same", lower=lower_max_pool, check=check_pool))
+register(OpDef("AveragePool", reference=avg_pool_reference, quant="same", lower=lower_avg_pool, check=check_pool))

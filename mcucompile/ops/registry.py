@@ -23,6 +23,7 @@ KernelReference = Callable[[KernelCall, list[np.ndarray]], np.ndarray]  # physic
 
 
 Lowering = Callable[[Node, Graph], list[KernelCall]]  # (node, quantized graph) -> kernel calls
+Check = Callable[[Node, Graph], "str | None"]  # (node, float graph) -> why it cannot be compiled, or None
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class OpDef:
     lower: Lowering | None = None  # None: a view (Reshape & co.) or a pass must remove it first
     is_view: bool = False  # output aliases the input's bytes when the layout allows it
     fusable_activation: bool = False  # a following Relu/Clip may become this op's clamp
+    check: Check | None = None  # attribute/shape/dtype limits, checked on the imported graph before any pass
 
 
 _OPS: dict[str, OpDef] = {}
@@ -77,6 +79,14 @@ def kernel_reference(kernel: str) -> KernelReference:
 
 def supported_ops() -> list[str]:
     return sorted(_OPS)
+
+
+def is_constant_operand(g: Graph, name: str) -> bool:
+    """A constant, or (in a QDQ model before fold_qdq) a DequantizeLinear of one."""
+    if g.is_const(name):
+        return True
+    producer = g.producer(name)
+    return producer is not None and producer.op == "DequantizeLinear" and g.is_const(producer.inputs[0])
 
 
 def attr_ints(node: Node, key: str, default: Any) -> tuple[int, ...]:

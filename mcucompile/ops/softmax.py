@@ -94,12 +94,6 @@ def one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
 
 def lower_softmax(node: Node, g: Graph) -> list[KernelCall]:
     x = g.tensors[node.inputs[0]]
-    axis = int(node.attr("axis", -1)) % len(x.shape)
-    if axis != len(x.shape) - 1 or len(x.shape) == 4:
-        raise CompileError(
-            f"node '{node.name}' (Softmax): only the last axis of a tensor of rank < 4 is supported, "
-            f"got axis {axis} of shape {x.shape}"
-        )
     rows, _, _, depth = kernel_dims(x.shape)
     multiplier, left_shift, diff_min = softmax_params(x.quant.s)
     params = dict(
@@ -127,4 +121,14 @@ def softmax_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarr
     return np.where(used, np.clip(out, -128, 127), -128).astype(np.int8)
 
 
-register(OpDef("Softmax", reference=softmax_reference, quant="softmax", lower=lower_softmax))
+def check_softmax(node: Node, g: Graph) -> str | None:
+    shape = g.tensors[node.inputs[0]].shape
+    axis = int(node.attr("axis", -1)) % max(len(shape), 1)
+    if axis != len(shape) - 1 or len(shape) == 4:
+        return f"only the last axis of a tensor of rank < 4 is supported, got axis {axis} of shape {shape}"
+    return None
+
+
+register(
+    OpDef("Softmax", reference=softmax_reference, quant="softmax", lower=lower_softmax, check=check_softmax)
+)

@@ -83,8 +83,8 @@ def _canonical_gemm(g: Graph, n: Node, new: dict[str, Tensor]) -> Node:
     are only moved (transposed), so the quantize pass can recover the model's integers exactly.
     """
     wt = g.tensors[n.inputs[1]]
-    if wt.data is None or wt.data.ndim != 2 or len(g.tensors[n.inputs[0]].shape) != 2 or n.attr("transA", 0):
-        return n  # lowering explains what is unsupported
+    if wt.data is None or wt.data.ndim != 2 or n.attr("transA", 0):
+        return n  # check_gemm explains what is unsupported
     w, wq = np.asarray(wt.data, np.float64), wt.quant
     if not (n.op == "Gemm" and n.attr("transB", 0)):
         w, wq = w.T, _transposed_quant(wq)
