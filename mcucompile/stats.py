@@ -8,6 +8,7 @@ import numpy as np
 
 from .ir import KernelCall
 from .lower import Program
+from .ops.conv_transpose import conv_transpose_macs
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ def call_macs(call: KernelCall) -> int:
     if call.kernel == "mcu_depthwise_conv_s8":
         _, kh, kw, _ = p["filter_dims"]
         return int(np.prod(p["out_dims"])) * kh * kw
+    if call.kernel == "mcu_conv_transpose_s8":
+        return conv_transpose_macs(p)
     if call.kernel == "mcu_fully_connected_s8":
         return p["rows"] * p["depth"] * p["out_features"]
     return 0

@@ -1,10 +1,11 @@
-"""BatchNormalization -> folded into the producing Conv/Gemm, or a depthwise 1x1 Conv when standing alone."""
+"""BatchNormalization -> folded into the producing Conv/ConvTranspose/Gemm, or a depthwise 1x1 Conv elsewhere."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..ir import CompileError, Graph, Node, Tensor
+from ..ops import registry
 from ..ops.batchnorm import batchnorm_scale_shift
 
 
@@ -28,9 +29,10 @@ def fold_batchnorm(g: Graph) -> Graph:
         if _foldable(g, producer, bn):
             w = g.const(producer.inputs[1]).astype(np.float64)
             b_in = producer.inputs[2] if len(producer.inputs) > 2 else ""
-            b = g.const(b_in).astype(np.float64) if b_in else np.zeros(w.shape[0])
+            axis = registry.get(producer.op).weight_axis[1]  # output channels: 1 for ConvTranspose, else 0
+            b = g.const(b_in).astype(np.float64) if b_in else np.zeros(w.shape[axis])
             w_name, b_name = f"{producer.name}::weight_bn", f"{producer.name}::bias_bn"
-            w_scaled = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
+            w_scaled = w * scale.reshape([-1 if i == axis else 1 for i in range(w.ndim)])
             new[w_name] = Tensor(w_name, w.shape, "float32", data=w_scaled.astype(np.float32))
             new[b_name] = Tensor(b_name, b.shape, "float32", data=(b * scale + shift).astype(np.float32))
             fused = Node(producer.op, producer.name, (producer.inputs[0], w_name, b_name), bn.outputs, producer.attrs)
@@ -55,7 +57,7 @@ def fold_batchnorm(g: Graph) -> Graph:
 
 
 def _foldable(g: Graph, producer: Node | None, bn: Node) -> bool:
-    if producer is None or producer.op not in ("Conv", "Gemm") or producer.attr("activation"):
+    if producer is None or producer.op not in ("Conv", "ConvTranspose", "Gemm") or producer.attr("activation"):
         return False
     if producer.op == "Gemm" and producer.attr("transB", 0) != 1:
         return False  # canonicalize made every constant-weight Gemm transB=1; anything else stays unfused
