@@ -67,15 +67,34 @@ def _pool(b: _Builder, x: str, c: int, h: int, w: int) -> tuple[str, int, int, i
     return b.node(op, [x], **attrs), c, *o
 
 
+UNARY_OPS = ("Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Elu", "Softplus")  # HardSwish needs opset 14
+
+
+def _branch_concat(b: _Builder, x: str, c: int, h: int, w: int) -> tuple[str, int, int, int]:
+    """x and a 1x1-conv branch of it concatenated on channels (SqueezeNet/ShuffleNet style), maybe sliced back."""
+    rng = b.rng
+    extra = int(rng.integers(1, 5))
+    branch = b.node("Conv", [x, b.weights(extra, c, 1, 1)], kernel_shape=[1, 1])
+    parts = [x, branch] if rng.random() < 0.5 else [branch, x]
+    y, c = b.node("Concat", parts, axis=1), c + extra
+    if rng.random() < 0.5 and c > 1:
+        start = int(rng.integers(0, c - 1))
+        stop = int(rng.integers(start + 1, c + 1))
+        y = b.node("Slice", [y, *(b.const(np.array([v], np.int64)) for v in (start, stop, 1))])
+        c = stop - start
+    return y, c, h, w
+
+
 def random_model(seed: int) -> tuple[onnx.ModelProto, tuple[int, ...]]:
-    """(model, input shape) with 1-6 layers of Conv/pool/activation/BatchNorm/residual Add and an optional head."""
+    """(model, input shape) with 1-6 layers of Conv, pool, clamp, lookup-table activation, BatchNorm, residual Add
+    or channel concat (+ slice), and an optional head."""
     rng = np.random.default_rng(seed)
     b = _Builder(rng)
     c, h, w = int(rng.integers(1, 6)), int(rng.integers(3, 11)), int(rng.integers(3, 11))
     shape = (1, c, h, w)
     x = "input"
     for _ in range(int(rng.integers(1, 7))):
-        kind = rng.choice(["conv", "conv", "pool", "act", "bn", "residual"])
+        kind = rng.choice(["conv", "conv", "pool", "act", "bn", "residual", "unary", "concat"])
         if kind == "conv":
             x, c, h, w = _conv(b, x, c, h, w)
         elif kind == "pool":
@@ -86,6 +105,10 @@ def random_model(seed: int) -> tuple[onnx.ModelProto, tuple[int, ...]]:
             else:
                 lo = float(rng.uniform(-1, 0))
                 x = b.node("Clip", [x, b.const(np.float32(lo)), b.const(np.float32(lo + rng.uniform(0.5, 6)))])
+        elif kind == "unary":
+            x = b.node(str(rng.choice(UNARY_OPS)), [x])
+        elif kind == "concat":
+            x, c, h, w = _branch_concat(b, x, c, h, w)
         elif kind == "bn":
             gamma, beta = rng.uniform(0.5, 2, c), rng.standard_normal(c) * 0.2
             mean, var = rng.standard_normal(c) * 0.2, rng.uniform(0.5, 2, c)
@@ -107,6 +130,6 @@ def random_model(seed: int) -> tuple[onnx.ModelProto, tuple[int, ...]]:
         b.nodes, f"fuzz{seed}", [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(shape))],
         [helper.make_tensor_value_info(x, TensorProto.FLOAT, None)], b.inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = 8
     return model, shape

@@ -17,7 +17,7 @@ from mcucompile import quant
 from mcucompile.codegen import runtime_dir
 from mcucompile.ir import KernelCall, QuantParams
 from mcucompile.ops import kernel_reference
-from mcucompile.ops.elementwise import add_params
+from mcucompile.ops.elementwise import add_params, mul_params
 from mcucompile.ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN
 from mcucompile.ops.softmax import softmax_params
 
@@ -166,6 +166,47 @@ def test_conv_s8(c, case):
 @SETTINGS
 @given(conv_cases(depthwise=True))
 def test_depthwise_conv_s8(c, case):
+    call, x = case
+    check(call, [x], run_conv(c, call, x))
+
+
+@st.composite
+def conv_transpose_cases(draw):
+    n, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    cin, cout = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw, dh, dw = (draw(st.integers(1, 3)) for _ in range(4))
+    # any crop of the full scattered output, and output_padding past its end (rows that get only the bias)
+    full_h, full_w = (h - 1) * sh + dh * (kh - 1) + 1, (w - 1) * sw + dw * (kw - 1) + 1
+    ph, pw = draw(st.integers(0, full_h - 1)), draw(st.integers(0, full_w - 1))
+    oh, ow = draw(st.integers(1, full_h - ph + sh - 1)), draw(st.integers(1, full_w - pw + sw - 1))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    mult, shift = quant.quantize_multipliers([draw(real_multipliers()) for _ in range(cout)])
+    lo, hi = draw(activation())
+    params = dict(
+        input_offset=draw(st.integers(-127, 128)),
+        output_offset=draw(st.integers(-128, 127)),
+        stride=(sh, sw),
+        padding=(ph, pw),
+        dilation=(dh, dw),
+        act_min=lo,
+        act_max=hi,
+        in_dims=(n, h, w, cin),
+        filter_dims=(cout, kh, kw, cin),
+        out_dims=(n, oh, ow, cout),
+    )
+    arrays = dict(
+        weights=rng.integers(-127, 128, (cout, kh, kw, cin)).astype(np.int8),
+        bias=rng.integers(-(2**20), 2**20, cout).astype(np.int32),
+        multiplier=mult,
+        shift=shift,
+    )
+    return KernelCall("mcu_conv_transpose_s8", "", "t", params, arrays), int8_arrays(draw, n * h * w * cin)
+
+
+@SETTINGS
+@given(conv_transpose_cases())
+def test_conv_transpose_s8(c, case):
     call, x = case
     check(call, [x], run_conv(c, call, x))
 
@@ -323,21 +364,42 @@ def quant_params(data):
     return QuantParams.per_tensor(scale, data.draw(st.integers(-128, 127)))
 
 
+def broadcast_operand(data, out_dims):
+    """An input of the output box: each axis kept or broadcast (stride 0), stored in any axis order."""
+    kept = [d if data.draw(st.booleans()) else 1 for d in out_dims]
+    strides, step = [0] * 4, 1
+    for k in reversed(data.draw(st.permutations(range(4)))):
+        strides[k] = step if kept[k] > 1 else 0
+        step *= kept[k]
+    return tuple(strides), int8_arrays(data.draw, step)
+
+
 @SETTINGS
-@given(st.data())
-def test_add_s8(c, data):
+@given(st.data(), st.sampled_from(["add", "sub", "mul"]))
+def test_add_sub_mul_s8_broadcast(c, data, op):
     ffi, lib = c
-    size = data.draw(st.integers(1, 64))
+    dims = tuple(data.draw(st.integers(1, k)) for k in (2, 4, 5, 6))
+    if data.draw(st.booleans()):
+        dims = (1, 1, 1, data.draw(st.integers(1, 64)))  # the flat same-shape path
+    (s1, a), (s2, b) = broadcast_operand(data, dims), broadcast_operand(data, dims)
     lo, hi = data.draw(activation())
-    params = dict(
-        add_params(quant_params(data), quant_params(data), quant_params(data)), act_min=lo, act_max=hi, size=size
-    )
-    call = KernelCall("mcu_add_s8", "", "t", params)
-    a, b = int8_arrays(data.draw, size), int8_arrays(data.draw, size)
-    cp = ffi.new("mcu_add_params *", {k: v for k, v in params.items() if k not in ("act_min", "act_max", "size")})
+    qa, qb, qy = quant_params(data), quant_params(data), quant_params(data)
+    if op == "mul":
+        # s1 * s2 / s_out from underflow to far above 1 (left shifts that saturate)
+        qy = QuantParams.per_tensor(qa.s * qb.s / data.draw(real_multipliers()), qy.zp)
+        params, kernel = mul_params(qa, qb, qy), "mul"
+    else:
+        params, kernel = dict(add_params(qa, qb, qy), subtract=int(op == "sub")), "add"
+    shape = dict(out_dims=dims, in1_strides=s1, in2_strides=s2)
+    call = KernelCall(f"mcu_{kernel}_s8", "", "t", dict(params, **shape, operands=(0, 1), act_min=lo, act_max=hi))
+    cp = ffi.new(f"mcu_{kernel}_params *", params)
     cp.activation.min, cp.activation.max = lo, hi
-    out = np.zeros(size, np.int8)
-    assert lib.mcu_add_s8(ffi.NULL, cp, ptr(ffi, a), ptr(ffi, b), size, ptr(ffi, out)) == 0
+    cshape = ffi.new("mcu_broadcast_shape *", {k: list(v) for k, v in shape.items()})
+    x1 = a.copy()
+    contiguous = tuple(int(np.prod(dims[k + 1 :])) if dims[k] > 1 else 0 for k in range(4))
+    in_place = s1 == contiguous and data.draw(st.booleans())  # output over input 1, as the memory planner may do
+    out = x1 if in_place else np.zeros(int(np.prod(dims)), np.int8)
+    assert getattr(lib, f"mcu_{kernel}_s8")(ffi.NULL, cp, cshape, ptr(ffi, x1), ptr(ffi, b), ptr(ffi, out)) == 0
     check(call, [a, b], out)
 
 
@@ -424,3 +486,65 @@ def test_requantize_s8(c, data):
     out = x.copy()  # in place
     assert lib.mcu_requantize_s8(ffi.NULL, cp, ptr(ffi, out), size, ptr(ffi, out)) == 0
     check(call, [x], out)
+
+
+@SETTINGS
+@given(st.data())
+def test_pad_s8(c, data):
+    ffi, lib = c
+    in_dims = tuple(data.draw(st.integers(1, 4)) for _ in range(4))
+    before = tuple(data.draw(st.integers(-(d - 1), 3)) for d in in_dims)  # negative: crops
+    out_dims = tuple(max(1, d + b + data.draw(st.integers(-1, 3))) for d, b in zip(in_dims, before))
+    mult, shift = quant.quantize_multiplier(data.draw(real_multipliers()))
+    params = dict(
+        in_dims=in_dims,
+        out_dims=out_dims,
+        before=before,
+        mode=data.draw(st.sampled_from([0, 1, 2])),
+        pad_value=data.draw(st.integers(-128, 127)),
+        copy=data.draw(st.integers(0, 1)),
+        input_offset=data.draw(st.integers(-127, 128)),
+        output_offset=data.draw(st.integers(-128, 127)),
+        multiplier=mult,
+        shift=shift,
+    )
+    call = KernelCall("mcu_pad_s8", "", "t", params)
+    x = int8_arrays(data.draw, int(np.prod(in_dims)))
+    requant = {k: params[k] for k in ("input_offset", "output_offset", "multiplier", "shift")}
+    fields = {k: params[k] for k in ("in_dims", "out_dims", "before", "mode", "pad_value", "copy")}
+    cp = ffi.new("mcu_pad_params *", {**fields, "requantize": requant})
+    out = np.zeros(int(np.prod(out_dims)), np.int8)
+    assert lib.mcu_pad_s8(ffi.NULL, cp, ptr(ffi, x), ptr(ffi, out)) == 0
+    check(call, [x], out)
+
+
+@SETTINGS
+@given(st.data(), st.sampled_from(["mcu_resize_nearest_s8", "mcu_resize_bilinear_s8"]))
+def test_resize_s8(c, data, kernel):
+    ffi, lib = c
+    n, ch, h, w = (data.draw(st.integers(1, k)) for k in (2, 4, 6, 6))
+    oh, ow = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+
+    def table(out_len, in_len):
+        if kernel == "mcu_resize_nearest_s8":
+            return rng.integers(0, in_len, out_len).astype(np.int16)
+        taps = rng.integers(0, in_len, (out_len, 2))
+        weights = rng.choice(np.array([0, 1, 1023, 1024, 2047, 2048]), out_len)  # the ends and the ties
+        weights = np.where(rng.random(out_len) < 0.5, weights, rng.integers(0, 2049, out_len))
+        return np.column_stack([taps, weights]).astype(np.int16).ravel()
+
+    y_table, x_table = table(oh, h), table(ow, w)
+    params = dict(batches=n, channels=ch, in_size=(h, w), out_size=(oh, ow))
+    call = KernelCall(kernel, "", "t", params, dict(y_table=y_table, x_table=x_table))
+    x = int8_arrays(data.draw, n * h * w * ch)
+    cp = ffi.new(
+        "mcu_resize_params *",
+        {"batches": n, "channels": ch, "in_size": {"h": h, "w": w}, "out_size": {"h": oh, "w": ow}},
+    )
+    out = np.zeros(n * oh * ow * ch, np.int8)
+    ys, xs = arr(ffi, "int16_t", y_table), arr(ffi, "int16_t", x_table)
+    assert getattr(lib, kernel)(ffi.NULL, cp, ys, xs, ptr(ffi, x), ptr(ffi, out)) == 0
+    check(call, [x], out)
+    ys[0] = h  # a row outside the input is refused before anything is read
+    assert getattr(lib, kernel)(ffi.NULL, cp, ys, xs, ptr(ffi, x), ptr(ffi, out)) == lib.MCU_STATUS_ARG_ERROR

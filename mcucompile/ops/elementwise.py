@@ -1,5 +1,12 @@
-"""Add -> mcu_add_s8 (TFLite's rescaling of both inputs); Relu and Clip -> mcu_clamp_s8 (in place);
+"""Add, Sub -> mcu_add_s8 (TFLite's rescaling of both inputs); Mul, Div by a constant -> mcu_mul_s8;
+Relu and Clip -> mcu_clamp_s8 (in place);
 Requantize (a DequantizeLinear -> QuantizeLinear pair with new parameters) -> mcu_requantize_s8.
+
+The binary ops follow ONNX multidirectional broadcasting: the kernels walk the output's physical box with
+a per-input element stride for each output axis (0 where the input is broadcast), computed here from the
+ONNX shapes through layout.py. Axes that both inputs walk contiguously merge, so same-shape operands are a
+single flat loop. A constant operand becomes an int8 array in flash, quantized per tensor from its own range
+(or with the scale and zero point a QDQ model gives it), stored in its own physical layout.
 
 The canonicalize pass turns Relu into Clip(min=0) and Clip's min/max inputs into attributes; the
 fuse_activation pass folds most of them into the producer, so mcu_clamp_s8 only runs where it cannot.
@@ -12,14 +19,20 @@ import math
 import numpy as np
 
 from .. import quant
-from ..ir import CompileError, Graph, KernelCall, Node, QuantParams
+from ..ir import CompileError, Graph, KernelCall, Node, QuantParams, Shape
+from ..layout import physical_shape, storage_perm, to_physical
+from .lut import BINARY
 from .registry import OpDef, register, register_kernel
 
 ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD headroom: inputs are scaled up by 2^20 before rescaling
+MAX_LOOP_DIMS = 4  # the kernels' output box
+
+BINARY_OPS = ("Add", "Sub", "Mul", "Div")  # their float functions are lut.BINARY's (one owner)
 
 
-def add_reference(node: Node, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
-    return [(a.astype(np.float32) + b.astype(np.float32)).astype(np.float32)]
+def binary_reference(node: Node, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+    """float32 arithmetic like onnxruntime (constants folded from QDQ are float64 until here)."""
+    return [BINARY[node.op](np.asarray(a, np.float32), np.asarray(b, np.float32)).astype(np.float32)]
 
 
 def clip_bounds(node: Node) -> tuple[float, float]:
@@ -61,16 +74,147 @@ def add_params(a: QuantParams, b: QuantParams, y: QuantParams) -> dict:
     )
 
 
-def lower_add(node: Node, g: Graph) -> list[KernelCall]:
-    a, b, y = (g.tensors[t] for t in (*node.inputs[:2], node.outputs[0]))
-    if a.shape != b.shape or a.data is not None or b.data is not None:
+def mul_params(a: QuantParams, b: QuantParams, y: QuantParams) -> dict:
+    """TFLite's MUL constants: one multiplier s1 * s2 / s_out, in double from the float32 scales."""
+    real = float(np.float64(np.float32(a.s)) * np.float64(np.float32(b.s)) / np.float64(np.float32(y.s)))
+    mo, so = quant.quantize_multiplier(real)
+    return dict(input1_offset=-a.zp, input2_offset=-b.zp, output_multiplier=mo, output_shift=so, output_offset=y.zp)
+
+
+def _physical_strides(shape: Shape) -> dict[int, int]:
+    """Element stride of each ONNX axis of a tensor in its own physical layout."""
+    strides, step = {}, 1
+    for axis, dim in zip(reversed(storage_perm(shape)), reversed(physical_shape(shape))):
+        strides[axis] = step
+        step *= int(dim)
+    return strides
+
+
+def broadcast_loops(out_shape: Shape, in_shapes: list[Shape]) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """(loop dims, per input its element strides) over the output's physical layout, padded to 4 loops.
+
+    Input axes of size 1 (or missing, ONNX right-aligns shapes) get stride 0. Size-1 loops are dropped and
+    neighbours that every input walks contiguously (or broadcasts alike) merge. ValueError if more than 4 remain.
+    """
+    rank = len(out_shape)
+    per_input = []
+    for shape in in_shapes:
+        own, lead = _physical_strides(shape), rank - len(shape)
+        per_input.append([0 if a < lead or shape[a - lead] == 1 else own[a - lead] for a in range(rank)])
+    order = storage_perm(out_shape)
+    loops = [(int(out_shape[a]), [s[a] for s in per_input]) for a in order if out_shape[a] != 1]
+    merged: list[tuple[int, list[int]]] = []
+    for dim, strides in loops:
+        if merged and all(prev == cur * dim for prev, cur in zip(merged[-1][1], strides)):
+            merged[-1] = (merged[-1][0] * dim, strides)
+        else:
+            merged.append((dim, strides))
+    if len(merged) > MAX_LOOP_DIMS:
+        raise ValueError(f"the broadcast needs {len(merged)} loops over the output, the kernels walk at most 4")
+    pad = [(1, [0] * len(in_shapes))] * (MAX_LOOP_DIMS - len(merged))
+    merged = pad + merged
+    return tuple(d for d, _ in merged), [tuple(s[k] for _, s in merged) for k in range(len(in_shapes))]
+
+
+def _is_constant(g: Graph, name: str) -> bool:
+    """A constant, or (before fold_qdq) a DequantizeLinear/QuantizeLinear of one."""
+    t = g.tensors.get(name)
+    if t is not None and t.data is not None:
+        return True
+    producer = g.producer(name)
+    return producer is not None and producer.op in ("DequantizeLinear", "QuantizeLinear") and _is_constant(
+        g, producer.inputs[0]
+    )
+
+
+def check_binary(node: Node, g: Graph) -> str | None:
+    if len(node.inputs) != 2 or not all(node.inputs):
+        return "needs exactly two inputs"
+    a, b, y = (g.tensors[t] for t in (*node.inputs, node.outputs[0]))
+    try:
+        expected = tuple(np.broadcast_shapes(a.shape, b.shape))
+    except ValueError:
+        return f"shapes {a.shape} and {b.shape} do not broadcast"
+    if tuple(y.shape) != expected:
+        return f"output shape {y.shape} is not the broadcast of {a.shape} and {b.shape}"
+    if _is_constant(g, node.inputs[0]) and _is_constant(g, node.inputs[1]):
+        return "both operands are constants; fold them before compiling (e.g. onnxsim)"
+    if node.op == "Div":
+        if not _is_constant(g, node.inputs[1]):
+            return "division by a computed tensor is not supported; only division by a constant (a multiply)"
+        if b.data is not None and np.any(np.asarray(b.data) == 0):
+            return "the constant divisor contains 0"
+    try:
+        broadcast_loops(y.shape, [a.shape, b.shape])
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _constant_operand(node: Node, index: int, g: Graph) -> tuple[np.ndarray, QuantParams]:
+    """A constant operand as int8 in its physical layout, and its per-tensor quantization."""
+    t = g.tensors[node.inputs[index]]
+    value, given = np.asarray(t.data, np.float64), t.quant
+    if node.op == "Div":
+        # x / c == x * (1 / c): Div by a constant runs as MUL by the reciprocal, quantized from its own range
+        # (a QDQ model's quantization of the divisor says nothing about its reciprocal).
+        with np.errstate(divide="ignore"):
+            value, given = 1.0 / value, None
+    if not np.all(np.isfinite(value)):
+        raise CompileError(f"node '{node.name}' ({node.op}): constant operand '{t.name}' is not finite (divided by 0?)")
+    if given is not None and given.scale.size != 1:
         raise CompileError(
-            f"node '{node.name}' (Add): only the sum of two computed tensors of the same shape is supported, "
-            f"got {a.shape} + {b.shape}"
+            f"node '{node.name}' ({node.op}): constant operand '{t.name}' is quantized per channel; "
+            "only per-tensor quantization is supported for elementwise operands"
         )
+    q = given if given is not None else quant.choose_qparams(float(value.min()), float(value.max()))
+    return to_physical(quant.quantize(value, q)), q
+
+
+def lower_binary(node: Node, g: Graph) -> list[KernelCall]:
+    y = g.tensors[node.outputs[0]]
+    operands = [g.tensors[t] for t in node.inputs[:2]]
+    if all(t.data is not None for t in operands):
+        raise CompileError(f"node '{node.name}' ({node.op}): both operands are constants; fold them first")
+    if node.op == "Div" and operands[1].data is None:
+        raise CompileError(f"node '{node.name}' (Div): only division by a constant is supported")
+    dims, strides = broadcast_loops(y.shape, [t.shape for t in operands])
+    contiguous = tuple(int(np.prod(dims[k + 1 :], dtype=np.int64)) if dims[k] > 1 else 0 for k in range(4))
+    full = [tuple(s if d > 1 else 0 for s, d in zip(st, dims)) == contiguous for st in strides]
+    # Tensor operands become the call's inputs, one with the output's own layout first: the memory planner
+    # may then write the output over it (the kernel reads each element before writing it).
+    tensors = sorted((k for k, t in enumerate(operands) if t.data is None), key=lambda k: not full[k])
+    arrays, qs = {}, [t.quant for t in operands]
+    for k, t in enumerate(operands):
+        if t.data is not None:
+            arrays["constant"], qs[k] = _constant_operand(node, k, g)
     act_min, act_max = quant.activation_range(node.attr("activation"), y.quant)
-    params = dict(add_params(a.quant, b.quant, y.quant), act_min=act_min, act_max=act_max, size=a.size)
-    return [KernelCall("mcu_add_s8", "kernels/add_s8.c.j2", node.name, params, {}, node.inputs[:2], node.outputs)]
+    params = dict(
+        operands=tuple(tensors.index(k) if k in tensors else -1 for k in range(2)),
+        out_dims=dims,
+        in1_strides=strides[0],
+        in2_strides=strides[1],
+        act_min=act_min,
+        act_max=act_max,
+    )
+    if node.op in ("Add", "Sub"):
+        params.update(add_params(qs[0], qs[1], y.quant), subtract=int(node.op == "Sub"))
+        kernel = "add"
+    else:
+        params.update(mul_params(qs[0], qs[1], y.quant))
+        kernel = "mul"
+    return [
+        KernelCall(
+            f"mcu_{kernel}_s8",
+            f"kernels/{kernel}_s8.c.j2",
+            node.name,
+            params,
+            arrays,
+            tuple(node.inputs[k] for k in tensors),
+            node.outputs,
+            in_place=full[tensors[0]],
+        )
+    ]
 
 
 def lower_clip(node: Node, g: Graph) -> list[KernelCall]:
@@ -84,15 +228,39 @@ def lower_clip(node: Node, g: Graph) -> list[KernelCall]:
     ]
 
 
+def broadcast_operands(call: KernelCall, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Both operands gathered over the output box as int64 (a negative operand index is the constant)."""
+    p, values = call.params, []
+    for k, strides in zip(p["operands"], (p["in1_strides"], p["in2_strides"])):
+        src = (call.arrays["constant"] if k < 0 else inputs[k]).astype(np.int64).ravel()
+        index = sum(
+            np.arange(d).reshape([d if j == axis else 1 for j in range(4)]) * s
+            for axis, (d, s) in enumerate(zip(p["out_dims"], strides))
+        )
+        values.append(src[np.broadcast_to(index, p["out_dims"]).ravel()])
+    return values[0], values[1]
+
+
 @register_kernel("mcu_add_s8")
 def add_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
     p = call.params
     mbqm = quant.multiply_by_quantized_multiplier
-    v1 = (inputs[0].astype(np.int64).ravel() + p["input1_offset"]) << p["left_shift"]
-    v2 = (inputs[1].astype(np.int64).ravel() + p["input2_offset"]) << p["left_shift"]
-    total = mbqm(v1, p["input1_multiplier"], p["input1_shift"]) + mbqm(v2, p["input2_multiplier"], p["input2_shift"])
+    a, b = broadcast_operands(call, inputs)
+    v1 = (a + p["input1_offset"]) << p["left_shift"]
+    v2 = (b + p["input2_offset"]) << p["left_shift"]
+    r1, r2 = mbqm(v1, p["input1_multiplier"], p["input1_shift"]), mbqm(v2, p["input2_multiplier"], p["input2_shift"])
+    total = r1 - r2 if p["subtract"] else r1 + r2  # TFLite Micro's SUB subtracts the rescaled input 2
     out = mbqm(total, p["output_multiplier"], p["output_shift"]) + p["output_offset"]
     return np.clip(out, p["act_min"], p["act_max"]).astype(np.int8)
+
+
+@register_kernel("mcu_mul_s8")
+def mul_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
+    p = call.params
+    a, b = broadcast_operands(call, inputs)
+    product = (a + p["input1_offset"]) * (b + p["input2_offset"])
+    out = quant.multiply_by_quantized_multiplier(product, p["output_multiplier"], p["output_shift"])
+    return np.clip(out + p["output_offset"], p["act_min"], p["act_max"]).astype(np.int8)
 
 
 @register_kernel("mcu_clamp_s8")
@@ -132,6 +300,7 @@ def requantize_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.nd
 
 
 register(OpDef("Requantize", reference=requantize_reference, lower=lower_requantize))
-register(OpDef("Add", reference=add_reference, lower=lower_add, fusable_activation=True))
+for _op in BINARY_OPS:
+    register(OpDef(_op, reference=binary_reference, lower=lower_binary, fusable_activation=True, check=check_binary))
 register(OpDef("Clip", reference=clip_reference, quant="same", lower=lower_clip))
 register(OpDef("Relu", reference=relu_reference, quant="same", lower=lower_clip))

@@ -8,6 +8,7 @@ from ..ir import Graph
 from .canonicalize import canonicalize, remove_identity_and_dropout
 from .fold_batchnorm import fold_batchnorm
 from .fold_channel_shuffle import fold_channel_shuffle
+from .fold_pad import fold_pad
 from .fold_qdq import fold_qdq
 from .fuse_activation import fuse_activation
 from .fuse_pointwise import fuse_pointwise
@@ -22,6 +23,7 @@ FLOAT_PIPELINE: tuple[Pass, ...] = (
     remove_identity_and_dropout,
     canonicalize,
     fold_channel_shuffle,
+    fold_pad,
     fold_batchnorm,
     fuse_activation,
     fuse_pointwise,

@@ -57,6 +57,30 @@ MCU_API mcu_status mcu_depthwise_conv_s8(const mcu_context *ctx,
                                          int8_t *output);
 
 /**
+ * @brief Per-channel int8 transposed convolution (ONNX ConvTranspose, group = 1), in gather form:
+ *        output[oy][ox][oc] sums w[oc][ky][kx][ic] * (x[iy][ix][ic] + input_offset) over the taps with
+ *        iy * stride.h == oy + padding.h - ky * dilation.h (and likewise for x), plus bias; then requantized.
+ *        padding is what is cropped from the top/left of the full scattered output; no scratch is needed.
+ * @param[in]  ctx          Unused (may be NULL).
+ * @param[in]  params       As mcu_conv_s8; stride >= 1.
+ * @param[in]  input_dims   Format: [N, H, W, C_IN]
+ * @param[in]  filter_dims  Format: [C_OUT, HK, WK, C_IN]; HK * WK * C_IN < 66,000 (int32 accumulator).
+ * @param[in]  bias         int32, length C_OUT, or NULL.
+ * @param[out] output       Format: [N, H_OUT, W_OUT, C_OUT]; any size (output_padding rows get the bias only).
+ * @return MCU_STATUS_ARG_ERROR if channel or batch counts disagree or a stride is below 1.
+ */
+MCU_API mcu_status mcu_conv_transpose_s8(const mcu_context *ctx,
+                                         const mcu_conv_params *params,
+                                         const mcu_per_channel_quant *quant,
+                                         const mcu_dims *input_dims,
+                                         const int8_t *input,
+                                         const mcu_dims *filter_dims,
+                                         const int8_t *filter,
+                                         const int32_t *bias,
+                                         const mcu_dims *output_dims,
+                                         int8_t *output);
+
+/**
  * @brief Per-channel int8 fully connected layer: output[n][o] = requant(sum_k w[o][k] * (x[n][k] + input_offset) + b[o]).
  * @param[in]  input_dims   Format: [N, 1, 1, K]
  * @param[in]  filter_dims  Format: [C_OUT, 1, 1, K]
@@ -107,12 +131,28 @@ MCU_API mcu_status mcu_reduce_s8(const mcu_context *ctx,
                                  const int8_t *input,
                                  int8_t *output);
 
-/** @brief Elementwise int8 add of two tensors of `size` elements with different scales (TFLite ADD). */
+/**
+ * @brief int8 add or subtract with broadcasting and different scales (TFLite Micro's ADD and SUB).
+ *        Output element (i0..i3) of the row-major box shape->out_dims reads input k at
+ *        sum(i_j * shape->ink_strides[j]). The output may be the same buffer as an input whose strides are
+ *        the output's own (it is read before it is written).
+ */
 MCU_API mcu_status mcu_add_s8(const mcu_context *ctx,
                               const mcu_add_params *params,
+                              const mcu_broadcast_shape *shape,
                               const int8_t *input1,
                               const int8_t *input2,
-                              int32_t size,
+                              int8_t *output);
+
+/**
+ * @brief int8 multiply with broadcasting (TFLite Micro's MUL): (x1 + offset1) * (x2 + offset2) requantized.
+ *        Shapes, strides and in-place use as mcu_add_s8.
+ */
+MCU_API mcu_status mcu_mul_s8(const mcu_context *ctx,
+                              const mcu_mul_params *params,
+                              const mcu_broadcast_shape *shape,
+                              const int8_t *input1,
+                              const int8_t *input2,
                               int8_t *output);
 
 /** @brief int8 -> int8 with new scale and zero point (TFLite's QUANTIZE of int8); output may equal input. */
@@ -175,5 +215,41 @@ MCU_API mcu_status mcu_transpose_s8(const mcu_context *ctx,
                                     const mcu_transpose_params *params,
                                     const int8_t *input,
                                     int8_t *output);
+
+/**
+ * @brief int8 padding of a tensor of rank <= 4 in its physical layout: constant, reflect or edge mode per
+ *        mcu_pad_params.mode; negative `before` crops. Values are copied, or requantized unless params->copy.
+ *        output[a,b,c,d] = input[src(a), ..., src(d)] with src(o) = o - before mapped by the mode.
+ * @return MCU_STATUS_ARG_ERROR on an unknown mode or an empty input axis.
+ */
+MCU_API mcu_status mcu_pad_s8(const mcu_context *ctx, const mcu_pad_params *params, const int8_t *input,
+                              int8_t *output);
+
+/**
+ * @brief int8 nearest resize of H and W (NHWC): output[n, y, x, :] = input[n, y_table[y], x_table[x], :].
+ *        Input and output share scale and zero point.
+ * @param[in] y_table  out_size.h source rows; x_table: out_size.w source columns (computed at compile time).
+ * @return MCU_STATUS_ARG_ERROR if a table entry lies outside the input.
+ */
+MCU_API mcu_status mcu_resize_nearest_s8(const mcu_context *ctx,
+                                         const mcu_resize_params *params,
+                                         const int16_t *y_table,
+                                         const int16_t *x_table,
+                                         const int8_t *input,
+                                         int8_t *output);
+
+/**
+ * @brief int8 bilinear resize of H and W (NHWC); input and output share scale and zero point.
+ *        Per output row y the table holds (y0, y1, wy) with wy the Q11 weight of row y1 (0 .. 2048), the same per
+ *        column; output = sum of the four raw int8 values times the products of their weights, divided by 2^22
+ *        rounding halves away from zero.
+ * @return MCU_STATUS_ARG_ERROR if a table entry lies outside the input or a weight outside [0, 2048].
+ */
+MCU_API mcu_status mcu_resize_bilinear_s8(const mcu_context *ctx,
+                                          const mcu_resize_params *params,
+                                          const int16_t *y_table,
+                                          const int16_t *x_table,
+                                          const int8_t *input,
+                                          int8_t *output);
 
 #endif /* MCU_NN_H */

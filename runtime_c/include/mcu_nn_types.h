@@ -122,7 +122,25 @@ typedef struct
     int32_t output_shift;
     int32_t output_offset; /**< +(output zero point) */
     mcu_activation activation;
+    int32_t subtract; /**< 1: input1 - input2 (TFLite Micro's SUB subtracts the rescaled input 2) */
 } mcu_add_params;
+
+typedef struct
+{
+    int32_t input1_offset;     /**< -(zero point of input 1) */
+    int32_t input2_offset;     /**< -(zero point of input 2) */
+    int32_t output_multiplier; /**< Q31 of s1 * s2 / s_out (TFLite MUL) */
+    int32_t output_shift;      /**< > 0 shifts left */
+    int32_t output_offset;     /**< +(output zero point) */
+    mcu_activation activation;
+} mcu_mul_params;
+
+typedef struct
+{
+    int32_t out_dims[4];    /**< the output's physical (row-major) dims, padded with leading 1s */
+    int32_t in1_strides[4]; /**< per output axis, input 1's element stride (0 where it is broadcast) */
+    int32_t in2_strides[4]; /**< the same for input 2 */
+} mcu_broadcast_shape;
 
 typedef struct
 {
@@ -167,5 +185,31 @@ typedef struct
     int32_t inner;    /**< product of the physical dims after it */
     int32_t count;    /**< number of indices */
 } mcu_gather_params;
+
+typedef enum
+{
+    MCU_PAD_CONSTANT = 0, /**< positions outside the input hold pad_value */
+    MCU_PAD_REFLECT = 1,  /**< mirrored at the edges, the edge itself not repeated */
+    MCU_PAD_EDGE = 2      /**< the edge value repeated */
+} mcu_pad_mode;
+
+typedef struct
+{
+    int32_t in_dims[4];  /**< physical dims of the input, padded with leading 1s */
+    int32_t out_dims[4]; /**< physical dims of the output */
+    int32_t before[4];   /**< pads before each axis (negative: cropped) */
+    int32_t mode;        /**< an mcu_pad_mode */
+    int32_t pad_value;   /**< int8 constant on the output's grid */
+    int32_t copy;        /**< 1: same quantization as the output, values copied as is */
+    mcu_requantize_params requantize; /**< otherwise: to the output's scale and zero point */
+} mcu_pad_params;
+
+typedef struct
+{
+    int32_t batches;  /**< N */
+    int32_t channels; /**< C (innermost, copied or interpolated as runs) */
+    mcu_tile in_size;  /**< input H, W */
+    mcu_tile out_size; /**< output H, W */
+} mcu_resize_params;
 
 #endif /* MCU_NN_TYPES_H */
