@@ -85,16 +85,40 @@ def _branch_concat(b: _Builder, x: str, c: int, h: int, w: int) -> tuple[str, in
     return y, c, h, w
 
 
+def _squeeze_excite(b: _Builder, x: str, c: int) -> str:
+    """x * sigmoid(conv(mean(x))): a per-channel gate broadcast over H and W (Mul of [1,C,H,W] by [1,C,1,1])."""
+    gate = b.node("Conv", [b.node("GlobalAveragePool", [x]), b.weights(c, c, 1, 1)], kernel_shape=[1, 1])
+    return b.node("Mul", [x, b.node(str(b.rng.choice(["Sigmoid", "HardSigmoid"])), [gate])])
+
+
+def _spatial(b: _Builder, x: str, c: int, h: int, w: int) -> tuple[str, int, int, int]:
+    """Pad (constant/reflect/edge), nearest x2 Resize, or a ConvTranspose."""
+    rng = b.rng
+    kind = rng.choice(["pad", "resize", "convT"])
+    if kind == "pad" and min(h, w) > 1:
+        p = [int(v) for v in rng.integers(0, 2, 4)]
+        mode = str(rng.choice(["constant", "reflect", "edge"]))
+        pads = b.const(np.array([0, 0, p[0], p[1], 0, 0, p[2], p[3]], np.int64))
+        return b.node("Pad", [x, pads], mode=mode), c, h + p[0] + p[2], w + p[1] + p[3]
+    if kind == "resize" and h * w <= 64:
+        scales = b.const(np.array([1, 1, 2, 2], np.float32))
+        return b.node("Resize", [x, "", scales], mode="nearest"), c, 2 * h, 2 * w
+    k, s = int(rng.integers(2, 4)), int(rng.integers(1, 3))
+    out_c = int(rng.integers(1, 6))
+    y = b.node("ConvTranspose", [x, b.weights(c, out_c, k, k)], kernel_shape=[k, k], strides=[s, s])
+    return y, out_c, (h - 1) * s + k, (w - 1) * s + k
+
+
 def random_model(seed: int) -> tuple[onnx.ModelProto, tuple[int, ...]]:
-    """(model, input shape) with 1-6 layers of Conv, pool, clamp, lookup-table activation, BatchNorm, residual Add
-    or channel concat (+ slice), and an optional head."""
+    """(model, input shape) with 1-6 layers of Conv, pool, clamp, lookup-table activation, BatchNorm, residual Add,
+    channel concat (+ slice), squeeze-excitation, per-channel affine, Pad, Resize or ConvTranspose; optional head."""
     rng = np.random.default_rng(seed)
     b = _Builder(rng)
     c, h, w = int(rng.integers(1, 6)), int(rng.integers(3, 11)), int(rng.integers(3, 11))
     shape = (1, c, h, w)
     x = "input"
     for _ in range(int(rng.integers(1, 7))):
-        kind = rng.choice(["conv", "conv", "pool", "act", "bn", "residual", "unary", "concat"])
+        kind = rng.choice(["conv", "conv", "pool", "act", "bn", "residual", "unary", "concat", "se", "spatial", "affine"])
         if kind == "conv":
             x, c, h, w = _conv(b, x, c, h, w)
         elif kind == "pool":
@@ -109,6 +133,13 @@ def random_model(seed: int) -> tuple[onnx.ModelProto, tuple[int, ...]]:
             x = b.node(str(rng.choice(UNARY_OPS)), [x])
         elif kind == "concat":
             x, c, h, w = _branch_concat(b, x, c, h, w)
+        elif kind == "se":
+            x = _squeeze_excite(b, x, c)
+        elif kind == "spatial":
+            x, c, h, w = _spatial(b, x, c, h, w)
+        elif kind == "affine":  # a per-channel constant scale or shift, broadcast over H and W
+            op = str(rng.choice(["Mul", "Add", "Sub"]))
+            x = b.node(op, [x, b.const(rng.uniform(0.5, 1.5, (c, 1, 1)).astype(np.float32))])
         elif kind == "bn":
             gamma, beta = rng.uniform(0.5, 2, c), rng.standard_normal(c) * 0.2
             mean, var = rng.standard_normal(c) * 0.2, rng.uniform(0.5, 2, c)

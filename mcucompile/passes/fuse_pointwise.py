@@ -35,7 +35,8 @@ def fuse_pointwise(g: Graph) -> Graph:
             if all(n.op == "Clip" for n in body):
                 kept.update(n.name for n in body)  # a lone clamp stays a clamp: in place, no table
                 continue
-            constants = {t: g.const(t) for n in body for t in n.inputs if t and t != x and t not in inside}
+            # Scalars of any rank ([1,1,1] too) as 0-d values: the table is a function of x alone, shaped like x.
+            constants = {t: g.const(t).reshape(()) for n in body for t in n.inputs if t and t != x and t not in inside}
             fused = Node(
                 "PointwiseLut",
                 body[-1].name,
