@@ -40,12 +40,6 @@ def test_random_graphs(seed):
     check_seed(seed)
 
 
-# Seeds that once failed, kept as regression tests (the generator is a pure function of the seed):
-# 27: a per-channel constant Mul on a one-channel input is a [1,1,1] scalar; the fused lookup table came out
-#     shaped (1, 1, 256) instead of (256,).
-REGRESSION_SEEDS = [27]
-
-
-def test_regressions():
-    for seed in REGRESSION_SEEDS:
-        check_seed(seed)
+# Failures found here become explicit regression tests next to their op:
+# - a per-channel constant Mul on a one-channel input is a [1,1,1] scalar; its fused lookup table came out
+#   mis-shaped (test_ops_pointwise.py::test_scalar_constant_of_rank_3_in_a_chain).

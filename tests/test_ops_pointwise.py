@@ -167,3 +167,11 @@ def test_lone_relu_stays_a_clamp():
     )
     compiled, _ = check_model(model, (1, 4, 6, 6))
     assert "mcu_clamp_s8" in [c.kernel for c in compiled.program.calls]
+
+
+def test_scalar_constant_of_rank_3_in_a_chain():
+    """Found by the fuzzer: x[1,1,H,W] * c[1,1,1] is a scalar multiple, one table of 256 entries."""
+    shape = (1, 1, 5, 5)
+    model = make_model([helper.make_node("Mul", ["x", "c"], ["y"])], {"x": shape}, ["y"], {"c": np.full((1, 1, 1), 0.7, np.float32)})
+    compiled, _ = check_model(model, shape)
+    assert _kernels(compiled) == ["mcu_lut_s8"]
