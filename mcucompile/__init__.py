@@ -50,7 +50,8 @@ class CompiledModel:
                 f"ops        {s.ops} graph ops -> {s.kernels} kernel calls",
                 f"params     {s.params:,}",
                 f"flash      {s.weight_bytes:,} bytes of weights and constants",
-                f"arena      {p.size:,} bytes (lower bound {p.lower_bound:,})",
+                f"arena      {p.size:,} bytes (lower bound {p.lower_bound:,}, placement {p.strategy})",
+                *([f"schedule   calls reordered: arena {p.given_size:,} -> {p.size:,} bytes"] if p.reordered else []),
                 f"MACs       {s.macs:,}",
             ]
         )
@@ -127,6 +128,7 @@ def compile(
     calibration: str | os.PathLike | np.ndarray | dict | None = None,
     input_shapes: dict[str, Shape] | None = None,
     percentile: float | None = None,
+    ram_limit: int | str | None = None,
 ) -> CompiledModel:
     """Compile an ONNX model (path or ModelProto) to C.
 
@@ -137,17 +139,19 @@ def compile(
             None uses random-normal data and warns.
         input_shapes: static shapes for inputs with dynamic dimensions other than the batch.
         percentile: clip activation ranges to this percentile (e.g. 99.99) instead of min/max.
+        ram_limit: bytes the arena may take (65536, "64K", "64KiB"); a larger plan raises CompileError.
     """
     from . import calibrate, onnx_import, passes
     from .codegen import render
     from .cformat import c_ident
     from .lower import lower
-    from .memory import plan_memory
+    from .memory import check_ram_limit, parse_bytes, plan
     from .passes.fold_qdq import is_qdq
     from .passes.quantize import quantize
     from .stats import model_stats
     from .support import require_supported
 
+    limit = None if ram_limit is None else parse_bytes(ram_limit)
     if c_ident(name) != name or len(name) > 32:
         raise CompileError(f"--name {name!r} is not a C identifier of at most 32 characters (try {c_ident(name)!r})")
     if isinstance(model, (str, os.PathLike)):
@@ -178,10 +182,12 @@ def compile(
     ranges = {} if samples is None else calibrate.collect_ranges(g, samples, percentile)
     qg = quantize(g, ranges)
     program = lower(qg)
-    plan = plan_memory(program)
+    program, arena = plan(program)
+    if limit is not None:
+        check_ram_limit(program, arena, limit)
     stats = model_stats(program)
-    c_text, h_text = render(program, plan, name, source, stats)
-    return CompiledModel(name, source, g, qg, program, plan, stats, c_text, h_text, proto)
+    c_text, h_text = render(program, arena, name, source, stats)
+    return CompiledModel(name, source, g, qg, program, arena, stats, c_text, h_text, proto)
 
 
 def check_output_dir(out_dir: str | os.PathLike) -> Path:

@@ -1,4 +1,4 @@
-"""The `mcucompile` command line: compile, check, verify, demo. Errors print one line and exit 2."""
+"""The `mcucompile` command line: compile, check, verify, report, demo. Errors print one line and exit 2."""
 
 from __future__ import annotations
 
@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--percentile", type=float, help="clip activation ranges to this percentile (e.g. 99.99)")
     c.add_argument("--export-qdq", metavar="PATH", help="also write the quantized model as QDQ ONNX (for onnxruntime)")
+    c.add_argument("--ram-limit", metavar="BYTES", help="fail if the arena exceeds this (65536, 64K, 64KiB)")
+
+    r = sub.add_parser("report", help="print the memory plan (buffers, peak, bound, strategies); --png draws it")
+    r.add_argument("model", help="ONNX model")
+    r.add_argument("--calibration", help="as for compile")
+    r.add_argument("--input-shape", action="append", type=_shape_arg, default=[], metavar="NAME=D0,D1,...")
+    r.add_argument("--png", metavar="PATH", help="also draw the arena over time (needs matplotlib)")
 
     v = sub.add_parser("verify", help="build DIR/NAME.c with gcc, run it via cffi, compare with onnxruntime")
     v.add_argument("model", help="the ONNX model the C was compiled from")
@@ -74,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                 dict(args.input_shape),
                 args.percentile,
                 args.export_qdq,
+                args.ram_limit,
             )
+        if args.command == "report":
+            return _report(args.model, args.calibration, dict(args.input_shape), args.png)
         if args.command == "check":
             return _check(args.model, dict(args.input_shape))
         if args.command == "verify":
@@ -89,13 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _compile(model, out, name, calibration, input_shapes, percentile, export_qdq=None) -> int:
+def _compile(model, out, name, calibration, input_shapes, percentile, export_qdq=None, ram_limit=None) -> int:
     from . import check_output_dir
     from . import compile as compile_model
 
     check_output_dir(out)  # fail before the work, not after it
     compiled = compile_model(
-        model, name=name, calibration=calibration, input_shapes=input_shapes or None, percentile=percentile
+        model,
+        name=name,
+        calibration=calibration,
+        input_shapes=input_shapes or None,
+        percentile=percentile,
+        ram_limit=ram_limit,
     )
     c_path, h_path = compiled.write(out)
     print(compiled.summary())
@@ -105,6 +120,18 @@ def _compile(model, out, name, calibration, input_shapes, percentile, export_qdq
 
         write_qdq(compiled.graph, export_qdq)
         print(f"wrote      {export_qdq} (QDQ ONNX of the int8 model)")
+    return 0
+
+
+def _report(model, calibration, input_shapes, png) -> int:
+    from . import compile as compile_model
+    from .report import memory_report, plot_arena
+
+    compiled = compile_model(model, calibration=calibration, input_shapes=input_shapes or None)
+    print(memory_report(compiled.program, compiled.plan))
+    if png:
+        plot_arena(compiled.program, compiled.plan, png)
+        print(f"wrote      {png}")
     return 0
 
 

@@ -1,16 +1,30 @@
-"""The arena planner: fixed cases in TFLite Micro's style, the no-overlap invariant on random buffers, and
-in-place reuse on a compiled model."""
+"""The arena planner: fixed cases where each placement strategy's result is known, the no-overlap invariant on
+random buffers for every strategy, operator reordering on random DAGs (against brute force) and on a branchy
+ONNX model (bit-exact C), and in-place reuse on a compiled model."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
 import mcucompile
-from conftest import make_model
-from mcucompile.memory import ALIGNMENT, ArenaPlan, Buffer, greedy_by_size, overlapping_pairs
+from conftest import check_model, make_model
+from mcucompile.lower import lower
+from mcucompile.memory import (
+    ALIGNMENT,
+    STRATEGIES,
+    ArenaPlan,
+    Buffer,
+    greedy_by_size,
+    lower_bound,
+    overlapping_pairs,
+    place,
+    plan_memory,
+)
+from mcucompile.schedule import Task, best_order, dependencies, peak
 
 
 def arena_size(buffers, offsets):
@@ -35,18 +49,6 @@ def test_a_gap_between_live_buffers_is_reused():
     assert arena_size(buffers, offsets) == 96  # "late" sits where "hole" was
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 64), st.integers(0, 12), st.integers(0, 6)), min_size=1, max_size=25))
-def test_no_two_live_buffers_overlap(specs):
-    buffers = tuple(Buffer(f"b{i}", (s + 3) // 4 * 4, t, t + d) for i, (s, t, d) in enumerate(specs))
-    offsets = greedy_by_size(buffers)
-    plan = ArenaPlan(arena_size(buffers, offsets), 0, offsets, buffers, {}, {})
-    assert overlapping_pairs(plan) == []
-    assert all(o % ALIGNMENT == 0 for o in offsets.values())
-    bound = max(sum(b.size for b in buffers if b.first <= s <= b.last) for s in range(20))
-    assert plan.size >= bound
-
-
 def test_compiled_model_plan_is_valid_and_clamp_runs_in_place():
     rng = np.random.default_rng(0)
     nodes = [
@@ -66,3 +68,185 @@ def test_compiled_model_plan_is_valid_and_clamp_runs_in_place():
     clamp = next(c for c in program.calls if c.kernel == "mcu_clamp_s8")
     assert plan.locate(program, clamp.inputs[0]) == plan.locate(program, clamp.outputs[0])
     assert plan.size >= plan.lower_bound
+
+
+def chain(*sizes):
+    """Buffer k is written at step k and read at step k + 1, as in a network without branches."""
+    return tuple(Buffer(chr(97 + k), s, k, k + 1) for k, s in enumerate(sizes))
+
+
+# Each case: buffers, the lower bound, and the arena each strategy gives (found by a search over random cases).
+KNOWN = {
+    "two_ended": (chain(20, 20, 20, 32), 52, dict(greedy_by_size=60, greedy_by_conflicts=72, two_ended=52)),
+    "greedy_by_conflicts": (
+        (Buffer("a", 32, 4, 6), Buffer("b", 12, 4, 6), Buffer("c", 16, 1, 3), Buffer("d", 20, 2, 3),
+         Buffer("e", 12, 3, 5)),
+        56,
+        dict(greedy_by_size=60, greedy_by_conflicts=56, greedy_by_breadth=60, two_ended=60),
+    ),
+    "greedy_by_breadth": (
+        (Buffer("a", 24, 3, 4), Buffer("b", 20, 1, 3), Buffer("c", 16, 3, 4), Buffer("d", 32, 0, 1),
+         Buffer("e", 32, 4, 6)),
+        72,
+        dict(greedy_by_size=92, greedy_by_conflicts=92, greedy_by_breadth=72, two_ended=84),
+    ),
+    "exact": (
+        (Buffer("a", 16, 2, 4), Buffer("b", 16, 1, 2), Buffer("c", 20, 1, 1), Buffer("d", 4, 2, 4),
+         Buffer("e", 32, 3, 3)),
+        52,
+        dict(greedy_by_size=56, greedy_by_conflicts=68, greedy_by_breadth=68, two_ended=84, exact=52),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("winner", KNOWN)
+def test_each_strategy_wins_where_it_should(winner):
+    buffers, bound, expected = KNOWN[winner]
+    offsets, strategy, sizes = place(buffers)
+    assert lower_bound(buffers) == bound
+    assert {k: sizes[k] for k in expected} == expected
+    assert strategy == winner and arena_size(buffers, offsets) == bound
+
+
+def test_ties_go_to_tflite_micros_greedy():
+    offsets, strategy, sizes = place(chain(8, 8, 8))
+    assert strategy == "greedy_by_size" and set(sizes.values()) == {16}
+
+
+def test_exact_is_skipped_for_many_buffers():
+    assert "exact" not in place(chain(*[4] * 40))[2]
+
+
+specs = st.lists(st.tuples(st.integers(1, 64), st.integers(0, 12), st.integers(0, 6)), min_size=1, max_size=12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(specs)
+def test_every_strategy_is_valid_and_the_winner_is_between_bound_and_tflm(specs):
+    buffers = tuple(Buffer(f"b{i}", (s + 3) // 4 * 4, t, t + d) for i, (s, t, d) in enumerate(specs))
+    bound, tflm = lower_bound(buffers), arena_size(buffers, greedy_by_size(buffers))
+    for name, strategy in STRATEGIES.items():
+        offsets = strategy(buffers)
+        plan = ArenaPlan(arena_size(buffers, offsets), bound, offsets, buffers, {}, {})
+        assert overlapping_pairs(plan) == [], name
+        assert all(o % ALIGNMENT == 0 for o in offsets.values()), name
+    offsets, _, sizes = place(buffers)
+    assert bound <= arena_size(buffers, offsets) == min(sizes.values()) <= tflm
+
+
+# --- operator reordering ------------------------------------------------------------------------------------
+
+
+@st.composite
+def dags(draw, max_tasks):
+    """Task i writes buffer i and reads up to two earlier buffers; sizes and scratch at random."""
+    n = draw(st.integers(1, max_tasks))
+    sizes = draw(st.lists(st.integers(0, 16).map(lambda k: 4 * k), min_size=n, max_size=n))
+    tasks = []
+    for i in range(n):
+        reads = draw(st.sets(st.integers(0, i - 1), max_size=2)) if i else set()
+        tasks.append(Task(tuple(sorted(reads)), (i,), draw(st.sampled_from((0, 0, 8)))))
+    return tasks, sizes
+
+
+def is_valid_order(order, tasks):
+    deps, done = dependencies(tasks), 0
+    for c in order:
+        if deps[c] & ~done:
+            return False
+        done |= 1 << c
+    return sorted(order) == list(range(len(tasks)))
+
+
+def brute_force_peak(tasks, sizes):
+    deps, n, best = dependencies(tasks), len(tasks), [None]
+
+    def walk(order, done):
+        if len(order) == n:
+            p = peak(order, tasks, sizes)
+            best[0] = p if best[0] is None else min(best[0], p)
+        for c in range(n):
+            if not done >> c & 1 and not deps[c] & ~done:
+                walk([*order, c], done | 1 << c)
+
+    walk([], 0)
+    return best[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(dags(7))
+def test_reordering_finds_the_minimum_peak_of_small_graphs(dag):
+    tasks, sizes = dag
+    order = best_order(tasks, sizes)
+    assert is_valid_order(order, tasks)
+    assert peak(order, tasks, sizes) == brute_force_peak(tasks, sizes)
+
+
+@settings(max_examples=30, deadline=None)
+@given(dags(40), st.integers(1, 8))
+def test_reordering_beyond_the_exact_width_is_valid_and_never_worse(dag, width):
+    tasks, sizes = dag
+    order = best_order(tasks, sizes, width=width)
+    assert is_valid_order(order, tasks)
+    assert peak(order, tasks, sizes) <= peak(range(len(tasks)), tasks, sizes)
+
+
+def test_a_chain_keeps_its_order():
+    tasks = [Task((), (0,)), Task((0,), (1,)), Task((1,), (2,))]
+    assert best_order(tasks, [40, 8, 40]) == (0, 1, 2)
+
+
+def branches(depth=3, wide=24):
+    """Two parallel branches of 1x1 convs (4 -> wide -> 2 channels, `depth` times), concatenated. The ONNX node
+    list interleaves them so that both wide tensors are live at once; one branch after the other is better."""
+    rng = np.random.default_rng(0)
+    nodes, inits, heads = [], {}, {"a": "x", "b": "x"}
+    for k in range(depth):
+        for j, (cin, cout) in enumerate(((4 if k == 0 else 2, wide), (wide, 2))):
+            for br in "ab":
+                out, w = f"{br}{k}{j}", f"W{br}{k}{j}"
+                inits[w] = (rng.standard_normal((cout, cin, 1, 1)) * 0.5).astype(np.float32)
+                nodes.append(helper.make_node("Conv", [heads[br], w], [out], name=f"conv_{out}", kernel_shape=[1, 1]))
+                heads[br] = out
+    nodes.append(helper.make_node("Concat", [heads["a"], heads["b"]], ["y"], name="concat", axis=1))
+    return make_model(nodes, {"x": (1, 4, 8, 8)}, ["y"], inits)
+
+
+def test_branchy_model_is_reordered_into_a_smaller_arena_and_stays_bit_exact():
+    compiled, _ = check_model(branches(), (1, 4, 8, 8))
+    plan, program = compiled.plan, compiled.program
+    given = plan_memory(lower(compiled.graph))  # the lowered (ONNX) order
+    assert plan.reordered and plan.size < given.size == plan.given_size
+    assert plan.lower_bound < given.lower_bound == plan.given_bound
+    assert overlapping_pairs(plan) == []
+    lowered = lower(compiled.graph).calls
+    assert [c.node for c in program.calls] == [lowered[i].node for i in plan.order]
+    assert "reordered" in compiled.summary() and plan.strategy in compiled.summary()
+
+
+def inception(c=4, wide=32):
+    """An Inception-like block: 1x1, 1x1 -> 3x3, 1x1 -> 3x3 -> 3x3 and 3x3 max pool -> 1x1, concatenated, with
+    the ONNX node list going across the branches one depth at a time."""
+    rng = np.random.default_rng(1)
+    inits = {}
+
+    def conv(x, y, cin, cout, k):
+        inits[f"W_{y}"] = (rng.standard_normal((cout, cin, k, k)) * 0.3).astype(np.float32)
+        pads = [k // 2] * 4
+        return helper.make_node("Conv", [x, f"W_{y}"], [y], name=y, kernel_shape=[k, k], pads=pads)
+
+    nodes = [
+        conv("x", "b1", 4, c, 1), conv("x", "b2a", 4, wide, 1), conv("x", "b3a", 4, wide, 1),
+        helper.make_node("MaxPool", ["x"], ["b4a"], name="b4a", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        conv("b2a", "b2", wide, c, 3), conv("b3a", "b3b", wide, wide, 3), conv("b4a", "b4", 4, c, 1),
+        conv("b3b", "b3", wide, c, 3),
+        helper.make_node("Concat", ["b1", "b2", "b3", "b4"], ["y"], name="concat", axis=1),
+    ]  # fmt: skip
+    return make_model(nodes, {"x": (1, 4, 8, 8)}, ["y"], inits)
+
+
+def test_inception_block_is_reordered_into_a_smaller_arena_and_stays_bit_exact():
+    compiled, _ = check_model(inception(), (1, 4, 8, 8))
+    plan = compiled.plan
+    assert overlapping_pairs(plan) == []
+    assert plan.reordered and plan.lower_bound <= plan.size < plan.given_size
