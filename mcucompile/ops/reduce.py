@@ -54,11 +54,18 @@ def _output_strides(x_shape: Shape, y_shape: Shape, axes: tuple[int, ...], keepd
     return tuple(strides)
 
 
+def check_reduce(node: Node, g: Graph) -> str | None:
+    rank = len(g.tensors[node.inputs[0]].shape)
+    if rank > 4:
+        return f"inputs of rank {rank} > 4 are not supported"
+    if len(node.inputs) > 1 and node.inputs[1] and not g.is_const(node.inputs[1]):
+        return "axes must be a constant"
+    return None
+
+
 def lower_reduce(node: Node, g: Graph) -> list[KernelCall]:
     x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    rank = len(x.shape)
-    if rank > 4:
-        raise CompileError(f"node '{node.name}' ({node.op}): inputs of rank {rank} > 4 are not supported")
+    rank = len(x.shape)  # check_reduce: <= 4
     axes = reduced_axes(node, rank)
     keepdims = node.op == "GlobalAveragePool" or bool(node.attr("keepdims", 1))
     pad = 4 - rank
@@ -118,6 +125,6 @@ def reduce_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarra
 
 
 for _op in ("GlobalAveragePool", "ReduceMean", "ReduceSum"):
-    register(OpDef(_op, reference=reduce_reference, lower=lower_reduce))
+    register(OpDef(_op, reference=reduce_reference, lower=lower_reduce, check=check_reduce))
 for _op in ("ReduceMax", "ReduceMin"):
-    register(OpDef(_op, reference=reduce_reference, quant="same", lower=lower_reduce))
+    register(OpDef(_op, reference=reduce_reference, quant="same", lower=lower_reduce, check=check_reduce))

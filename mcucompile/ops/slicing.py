@@ -12,7 +12,7 @@ import numpy as np
 from .. import quant
 from ..ir import CompileError, Graph, KernelCall, Node, QuantParams, Shape
 from ..layout import physical_shape, storage_perm
-from .registry import OpDef, attr_ints, register, register_kernel
+from .registry import OpDef, attr_ints, is_constant_operand, register, register_kernel
 from .reshape import transpose_call
 
 
@@ -27,9 +27,18 @@ def _split_at(shape: Shape, axis: int) -> tuple[int, int]:
     return int(np.prod(dims[:p], dtype=np.int64)), int(np.prod(dims[p:], dtype=np.int64))
 
 
-def _check_rank(node: Node, shape: Shape) -> None:
-    if len(shape) > 4:
-        raise CompileError(f"node '{node.name}' ({node.op}): tensors of rank {len(shape)} > 4 are not supported")
+def check_moves(node: Node, g: Graph) -> str | None:
+    """Concat/Slice/Split/Gather: tensors of rank <= 4; Slice bounds and Gather indices constant."""
+    ranks = [len(g.tensors[t].shape) for t in (*node.inputs[:1], *node.outputs) if t]
+    if max(ranks) > 4:
+        return f"tensors of rank {max(ranks)} > 4 are not supported"
+    if node.op == "Slice" and not all(is_constant_operand(g, t) for t in node.inputs[1:] if t):
+        return "starts, ends, axes and steps must be constants"
+    if node.op == "Gather":
+        indices = g.tensors[node.inputs[1]]
+        if not is_constant_operand(g, node.inputs[1]) or len(indices.shape) != 1:
+            return "only constant 1-D indices (the rank kept) are supported"
+    return None
 
 
 # --- Concat ---------------------------------------------------------------------------------------------------
@@ -46,7 +55,6 @@ def _requantize_params(x: QuantParams, y: QuantParams) -> dict:
 
 def lower_concat(node: Node, g: Graph) -> list[KernelCall]:
     y = g.tensors[node.outputs[0]]
-    _check_rank(node, y.shape)
     axis = int(node.attr("axis"))
     outer, out_inner = _split_at(y.shape, axis)
     parts, offset = [], 0
@@ -105,9 +113,7 @@ def _slice_bounds(node: Node, shape: Shape, args: list) -> list[tuple[int, int, 
 
 def _slice_args(node: Node, g: Graph) -> list:
     args = []
-    for t in node.inputs[1:]:
-        if t and g.const(t) is None:
-            raise CompileError(f"node '{node.name}' (Slice): starts, ends, axes and steps must be constants")
+    for t in node.inputs[1:]:  # check_moves: constants
         args.append(None if not t else np.asarray(g.const(t)).ravel())
     return args
 
@@ -148,14 +154,12 @@ def slice_call(node: str, src: str, dst: str, shape: Shape, bounds: list[tuple[i
 
 def lower_slice(node: Node, g: Graph) -> list[KernelCall]:
     x = g.tensors[node.inputs[0]]
-    _check_rank(node, x.shape)
     bounds = _slice_bounds(node, x.shape, _slice_args(node, g))
     return [slice_call(node.name, node.inputs[0], node.outputs[0], x.shape, bounds)]
 
 
 def lower_split(node: Node, g: Graph) -> list[KernelCall]:
     x = g.tensors[node.inputs[0]]
-    _check_rank(node, x.shape)
     axis = int(node.attr("axis", 0)) % len(x.shape)
     split = g.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else None
     calls, start = [], 0
@@ -184,13 +188,7 @@ def gather_reference(node: Node, x: np.ndarray, indices: np.ndarray) -> list[np.
 
 
 def lower_gather(node: Node, g: Graph) -> list[KernelCall]:
-    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    indices = g.const(node.inputs[1])
-    _check_rank(node, x.shape)
-    if indices is None or indices.ndim != 1 or len(y.shape) != len(x.shape):
-        raise CompileError(
-            f"node '{node.name}' (Gather): only constant 1-D indices (the rank kept) are supported"
-        )
+    x, indices = g.tensors[node.inputs[0]], g.const(node.inputs[1])  # check_moves: constant, 1-D
     axis = int(node.attr("axis", 0)) % len(x.shape)
     dim = x.shape[axis]
     indices = np.where(indices < 0, indices + dim, indices).astype(np.int64)
@@ -230,7 +228,7 @@ def gather_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarra
     return np.ascontiguousarray(x[:, call.arrays["indices"].astype(np.int64), :])
 
 
-register(OpDef("Concat", reference=concat_reference, lower=lower_concat))
-register(OpDef("Slice", reference=slice_reference, quant="same", lower=lower_slice))
-register(OpDef("Split", reference=split_reference, quant="same", lower=lower_split))
-register(OpDef("Gather", reference=gather_reference, quant="same", lower=lower_gather))
+register(OpDef("Concat", reference=concat_reference, lower=lower_concat, check=check_moves))
+register(OpDef("Slice", reference=slice_reference, quant="same", lower=lower_slice, check=check_moves))
+register(OpDef("Split", reference=split_reference, quant="same", lower=lower_split, check=check_moves))
+register(OpDef("Gather", reference=gather_reference, quant="same", lower=lower_gather, check=check_moves))
