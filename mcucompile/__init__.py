@@ -128,6 +128,7 @@ def compile(
     calibration: str | os.PathLike | np.ndarray | dict | None = None,
     input_shapes: dict[str, Shape] | None = None,
     percentile: float | None = None,
+    bias_correction: bool = True,
     ram_limit: int | str | None = None,
 ) -> CompiledModel:
     """Compile an ONNX model (path or ModelProto) to C.
@@ -139,6 +140,7 @@ def compile(
             None uses random-normal data and warns.
         input_shapes: static shapes for inputs with dynamic dimensions other than the batch.
         percentile: clip activation ranges to this percentile (e.g. 99.99) instead of min/max.
+        bias_correction: fold the mean error of the int8 weights on the calibration data into each bias.
         ram_limit: bytes the arena may take (65536, "64K", "64KiB"); a larger plan raises CompileError.
     """
     from . import calibrate, onnx_import, passes
@@ -180,7 +182,8 @@ def compile(
     else:
         samples = {g.inputs[0]: calibrate.as_samples(np.asarray(calibration), g, g.inputs[0], "calibration")}
     ranges = {} if samples is None else calibrate.collect_ranges(g, samples, percentile)
-    qg = quantize(g, ranges)
+    corrections = calibrate.bias_corrections(g, samples) if samples is not None and bias_correction else None
+    qg = quantize(g, ranges, corrections)
     program = lower(qg)
     program, arena = plan(program)
     if limit is not None:

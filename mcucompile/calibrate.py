@@ -9,6 +9,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from .ir import CompileError, Graph
+from .ops import registry
+from .quant import quantize_weights_per_channel
 from .simulate import run_float
 
 RANDOM_CALIBRATION_SAMPLES = 16
@@ -93,3 +95,42 @@ def collect_ranges(
         else:
             ranges[name] = (float(np.percentile(flat, 100 - percentile)), float(np.percentile(flat, percentile)))
     return ranges
+
+
+def bias_corrections(g: Graph, samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per weighted node (Conv, ConvTranspose, Gemm) whose weights the compiler quantizes itself: the mean error
+    that rounding the weights to int8 adds to each output channel over the calibration data, E[op(x, W - W_q)].
+
+    Rounding each weight is unbiased, but a channel's sum of rounded weights times inputs with a non-zero mean
+    (after ReLU, say) is not: with few taps (depthwise 3x3) the offset is a visible share of the channel's
+    signal. Adding this mean to the float bias before it is quantized removes it (empirical bias correction,
+    Nagel et al. 2019). The op's own float reference computes the error term, so pads and strides count exactly.
+    """
+    errors: dict[str, np.ndarray] = {}
+    for node in g.nodes:
+        op = registry.get(node.op, node.name)
+        for index, axis in op.weight_axis.items():
+            w = g.tensors[node.inputs[index]]
+            if w.data is None or w.quant is not None:  # a QDQ model's weights are kept as given
+                continue
+            q, wq = quantize_weights_per_channel(w.data, axis)
+            shape = [1] * q.ndim
+            shape[axis] = -1
+            errors[node.name] = np.asarray(w.data, np.float64) - q * wq.scale.astype(np.float64).reshape(shape)
+    if not errors:
+        return {}
+    count = len(next(iter(samples.values())))
+    sums: dict[str, np.ndarray] = {}
+    for i in range(count):
+        values = run_float(g, {name: s[i] for name, s in samples.items()})
+        for node in g.nodes:
+            if node.name not in errors:
+                continue
+            args = [values.get(t) if t else None for t in node.inputs[:2]]
+            args[1] = errors[node.name]
+            (y,) = registry.get(node.op, node.name).reference(node, *args)  # the clamp is applied outside it
+            y = np.asarray(y, np.float64)
+            channel_axis = 1 if y.ndim == 4 else y.ndim - 1  # NCHW maps, [..., features] for Gemm
+            per_channel = np.moveaxis(y, channel_axis, 0).reshape(y.shape[channel_axis], -1).mean(axis=1)
+            sums[node.name] = sums.get(node.name, 0.0) + per_channel
+    return {name: total / count for name, total in sums.items()}

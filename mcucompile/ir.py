@@ -169,4 +169,6 @@ class KernelCall:
     inputs: tuple[str, ...] = ()  # tensor names; memory.py maps them to arena offsets
     outputs: tuple[str, ...] = ()
     scratch_bytes: int = 0  # = mcu_<kernel>_get_buffer_size(...), computed in Python
-    in_place: bool = False  # the kernel may write its output over input 0
+    # Smallest (input 0 offset - output offset) in bytes at which the kernel, in its own loop order, never writes
+    # over input bytes it has yet to read (0: elementwise in place; may be negative); None: no overlap allowed.
+    overlap_gap: int | None = None

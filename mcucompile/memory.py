@@ -34,15 +34,40 @@ def _align(n: int) -> int:
     return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
 
 
+Part = tuple[int, int, int, int]  # (offset in its buffer, bytes, first step, last step)
+
+
 @dataclass(frozen=True)
 class Buffer:
     name: str
     size: int
     first: int  # first step (call index) that writes it
     last: int  # last step that reads it
+    # An overlap group's members at fixed offsets, each live only over its own steps (empty: one plain buffer);
+    # size, first and last then span them all.
+    parts: tuple[Part, ...] = ()
 
     def overlaps_in_time(self, other: Buffer) -> bool:
         return self.first <= other.last and other.first <= self.last
+
+    def pieces(self) -> tuple[Part, ...]:
+        return self.parts or ((0, self.size, self.first, self.last),)
+
+    def bytes_at(self, step: int) -> int:
+        """The span of its bytes live at `step` (a group: from its lowest to its highest live member)."""
+        live = [(at, at + n) for at, n, f, la in self.pieces() if f <= step <= la]
+        return max(e for _, e in live) - min(a for a, _ in live) if live else 0
+
+
+def _clash(a: Buffer, at_a: int, b: Buffer, at_b: int) -> bool:
+    """Whether a at offset at_a and b at offset at_b hold a byte at the same step."""
+    if not (a.overlaps_in_time(b) and at_a < at_b + b.size and at_b < at_a + a.size):
+        return False
+    return any(
+        fa <= lb and fb <= la and at_a + pa < at_b + pb + nb and at_b + pb < at_a + pa + na
+        for pa, na, fa, la in a.pieces()
+        for pb, nb, fb, lb in b.pieces()
+    )
 
 
 @dataclass(frozen=True)
@@ -58,6 +83,7 @@ class ArenaPlan:
     order: tuple[int, ...] = ()  # per step, the index of its call in the lowered order
     given_bound: int = 0  # lower bound and arena of the lowered order (equal to the above when not reordered)
     given_size: int = 0
+    within: dict[str, tuple[str, int]] = field(default_factory=dict)  # group member -> (group buffer, offset in it)
 
     @property
     def reordered(self) -> bool:
@@ -66,10 +92,10 @@ class ArenaPlan:
     def locate(self, program: Program, tensor: str) -> tuple[str, int]:
         """("arena", offset), ("input", k) or ("output", k) for any tensor or scratch name the calls use."""
         root = program.root(tensor)
-        root = self.merged.get(root, root)
         if root in self.external:
             return self.external[root]
-        return "arena", self.offsets[root]
+        group, at = self.within.get(root, (root, 0))
+        return "arena", self.offsets[group] + at
 
 
 def scratch_name(step: int) -> str:
@@ -77,20 +103,34 @@ def scratch_name(step: int) -> str:
 
 
 def plan(program: Program) -> tuple[Program, ArenaPlan]:
-    """The program with its calls in the order that needs the smallest arena, and that arena's plan."""
+    """The program with its calls in the order that needs the smallest arena, and that arena's plan.
+
+    Two orders are tried besides the given one: the search's with overlapping outputs modelled, and with only
+    plain in-place calls (an order built around non-overlapping buffers can still be the smaller one)."""
     given = plan_memory(program)
-    order = best_order(*_schedule_problem(program))
-    if order == given.order:
-        return program, given
-    moved = replace(program, calls=tuple(program.calls[i] for i in order))
-    better = plan_memory(moved)
-    if better.size >= given.size:  # the search sees only lifetimes; the placement decides
-        return program, given
-    return moved, replace(better, order=order, given_bound=given.lower_bound, given_size=given.size)
+    best_size, best = given.size, (program, given)
+    tried = {given.order}
+    for overlap in (True, False):
+        order = best_order(*_schedule_problem(program, overlap))
+        if order in tried:
+            continue
+        tried.add(order)
+        moved = replace(program, calls=tuple(program.calls[i] for i in order))
+        better = plan_memory(moved)
+        if better.size < best_size:  # the search sees only lifetimes; the placement decides
+            best_size = better.size
+            best = moved, replace(better, order=order, given_bound=given.lower_bound, given_size=given.size)
+    return best
 
 
 def plan_memory(program: Program) -> ArenaPlan:
-    """Place the buffers of the program's calls, in their given order."""
+    """Place the buffers of the program's calls, in their given order.
+
+    Overlapping an output with its input never adds bytes at that step, but ties the two buffers' offsets, and a
+    chain of such ties drifts (each pointwise expansion sits its gap below its input). So merges are chosen
+    greedily, the steps with the most live bytes first: one is kept if the arena of the heuristic placements does
+    not grow. That choice, every merge, or none: the smallest arena wins (ties to the earlier).
+    """
     external = _external(program)
     first: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -106,16 +146,52 @@ def plan_memory(program: Program) -> ArenaPlan:
         if call.scratch_bytes:
             name = scratch_name(step)
             first[name], last[name], sizes[name] = step, step, call.scratch_bytes
-    merged = _merge_in_place(program, external, first, last, sizes)
-    buffers = tuple(
-        Buffer(name, _align(sizes[name]), first[name], last[name])
-        for name in first
-        if name not in external and name not in merged
-    )
-    offsets, strategy, strategy_sizes = place(buffers)
-    size, bound = arena_size(buffers, offsets), lower_bound(buffers)
+    lifetimes = external, first, last, sizes
+
+    def layout(steps) -> tuple[tuple[Buffer, ...], dict[str, tuple[str, str, int]]]:
+        members = _merge_in_place(program, lifetimes, steps)
+        groups: dict[str, list[Part]] = {}
+        for name, (_, head, at) in members.items():
+            groups.setdefault(head, []).append((at, _align(sizes[name]), first[name], last[name]))
+        buffers = []
+        for name in first:
+            if name in external or name in members and members[name][1] != name:
+                continue
+            parts = tuple(sorted(groups.get(name, ())))
+            if parts:
+                end = max(at + n for at, n, _, _ in parts)
+                buffers.append(Buffer(name, end, min(p[2] for p in parts), max(p[3] for p in parts), parts))
+            else:
+                buffers.append(Buffer(name, _align(sizes[name]), first[name], last[name]))
+        return tuple(buffers), members
+
+    candidates = _merge_steps(program, lifetimes)
+    options: list[frozenset[int]] = [frozenset()]
+    if candidates:
+        plain = layout(set())[0]
+        pressure = {s: sum(b.bytes_at(s) for b in plain) for s in candidates}
+        chosen: set[int] = set()
+        arena = arena_size(plain, place(plain, HEURISTICS)[0])
+        for step in sorted(candidates, key=lambda s: (-pressure[s], s)):
+            trial = layout(chosen | {step})[0]
+            size = arena_size(trial, place(trial, HEURISTICS)[0])
+            if size <= arena:
+                chosen.add(step)
+                arena = size
+        options = list(dict.fromkeys([frozenset(chosen), frozenset(candidates), frozenset()]))
+    results = []
+    for steps in options:
+        buffers, members = layout(steps)
+        offsets, strategy, strategy_sizes = place(buffers)
+        results.append((arena_size(buffers, offsets), buffers, members, offsets, strategy, strategy_sizes))
+    size, buffers, members, offsets, strategy, strategy_sizes = min(results, key=lambda r: r[0])
+    bound = lower_bound(buffers)
     order = tuple(range(len(program.calls)))
-    return ArenaPlan(size, bound, offsets, buffers, merged, external, strategy, strategy_sizes, order, bound, size)
+    merged = {name: src for name, (src, _, _) in members.items() if src}
+    within = {name: (head, at) for name, (_, head, at) in members.items()}
+    return ArenaPlan(
+        size, bound, offsets, buffers, merged, external, strategy, strategy_sizes, order, bound, size, within
+    )
 
 
 def _external(program: Program) -> dict[str, tuple[str, int]]:
@@ -124,37 +200,68 @@ def _external(program: Program) -> dict[str, tuple[str, int]]:
     return external
 
 
-def _in_place_pair(program: Program, call, external, owner: dict[str, str], sizes) -> tuple[str, str] | None:
-    """(buffer overwritten, output) if the call may write its output over its input 0's bytes in the arena."""
-    if not call.in_place:
+def _in_place_pair(program: Program, call, external, owner: dict[str, str], sizes) -> tuple[str, str, int] | None:
+    """(buffer overwritten, output, gap) if the call may write its output over its input 0's bytes in the arena,
+    starting `gap` bytes before them (KernelCall.overlap_gap)."""
+    if call.overlap_gap is None:
         return None
     src = program.root(call.inputs[0])
     src = owner.get(src, src)
     dst = program.root(call.outputs[0])
-    if src in external or dst in external or sizes[dst] > sizes[src]:
+    if src in external or dst in external or dst == src:
         return None
-    return src, dst
+    return src, dst, call.overlap_gap
 
 
-def _merge_in_place(program: Program, external, first, last, sizes) -> dict[str, str]:
-    """In-place calls write over their input when that input dies at the call and both live in the arena."""
-    merged: dict[str, str] = {}
-    for step, call in enumerate(program.calls):
-        pair = _in_place_pair(program, call, external, merged, sizes)
-        if pair is None or last[pair[0]] != step:
-            continue
-        src, dst = pair
-        merged[dst] = src
-        last[src] = max(last[src], last[dst])
-    return merged
+def _member_at(at_in: int, gap: int, size_out: int, lo: int, hi: int) -> int:
+    """Where an output goes relative to its group, which spans [lo, hi) and holds its input at `at_in`: at most
+    `at_in - gap` (any larger gap is safe too), as little outside [lo, hi) as possible, on the alignment."""
+    return min((at_in - gap) // ALIGNMENT * ALIGNMENT, max(hi - size_out, lo))
 
 
-def _schedule_problem(program: Program) -> tuple[list[Task], list[int]]:
+def _merge_pair(program: Program, step: int, lifetimes) -> tuple[str, str, int] | None:
+    """(input, output, gap) if the call at `step` may overlap its output with its input: the input dies there, the
+    output is first written there, and both live in the arena."""
+    external, first, last, sizes = lifetimes
+    pair = _in_place_pair(program, program.calls[step], external, {}, sizes)
+    if pair is None or last[pair[0]] != step or first[pair[1]] != step:
+        return None
+    return pair
+
+
+def _merge_steps(program: Program, lifetimes) -> list[int]:
+    return [step for step in range(len(program.calls)) if _merge_pair(program, step, lifetimes) is not None]
+
+
+def _merge_in_place(program: Program, lifetimes, steps) -> dict[str, tuple[str, str, int]]:
+    """The calls at `steps` write their output over their input (see _merge_pair). Merged buffers form one group
+    (one Buffer under its first member's name, one part per member) with fixed relative offsets. A group has one
+    live member at a time (each merge ends its input), so its members share bytes only at a merge step, within
+    the kernel's gap. Returns member -> (the buffer it overwrites or "", group, offset in the group).
+    """
+    sizes = lifetimes[3]
+    at: dict[str, int] = {}  # member -> offset relative to its group's first member
+    group: dict[str, str] = {}
+    span: dict[str, tuple[int, int]] = {}  # group -> [lo, hi) relative to its first member
+    overwrites: dict[str, str] = {}
+    for step in sorted(steps):
+        src, dst, gap = _merge_pair(program, step, lifetimes)
+        head = group.setdefault(src, src)
+        at.setdefault(src, 0)
+        lo, hi = span.get(head, (0, _align(sizes[src])))
+        at[dst] = _member_at(at[src], gap, _align(sizes[dst]), lo, hi)
+        span[head] = (min(lo, at[dst]), max(hi, at[dst] + _align(sizes[dst])))
+        group[dst], overwrites[dst] = head, src
+    return {name: (overwrites.get(name, ""), head, at[name] - span[head][0]) for name, head in group.items()}
+
+
+def _schedule_problem(program: Program, overlap: bool = True) -> tuple[list[Task], list[int]]:
     """The calls as schedule.Tasks over buffer ids, with the caller's buffers at 0 bytes.
 
-    An in-place call whose input has no other reader overwrites it in every order, so its output costs no bytes
-    and its readers keep the overwritten buffer alive; other in-place merges depend on the order and are left out
-    (the search then overestimates, and plan() compares the real arenas).
+    An overlapping call whose input has no other reader overwrites it in every order, so its output costs only
+    the bytes the pair needs beyond its input (0 in place) and its readers keep the overwritten buffer alive;
+    other merges depend on the order and are left out, and a chain's drift is not modelled (the search then
+    misjudges, and plan() compares the real arenas). overlap=False models only plain in-place calls (gap 0).
     """
     external = _external(program)
     ids: dict[str, int] = {}
@@ -169,11 +276,17 @@ def _schedule_problem(program: Program) -> tuple[list[Task], list[int]]:
         for r in {program.root(t) for t in call.inputs}:
             readers[r] = readers.get(r, 0) + 1
     owner: dict[str, str] = {}  # output -> the buffer whose bytes it reuses
+    extra: dict[str, int] = {}  # output -> bytes its pair spans beyond the input
     for call in program.calls:
         pair = _in_place_pair(program, call, external, owner, sizes)
         if pair is not None and readers.get(program.root(call.inputs[0])) == 1:
-            owner[pair[1]] = pair[0]
-    byte_sizes = [0 if r in owner or r in external else _align(sizes[r]) for r in ids]
+            src, dst, gap = pair
+            size_in, size_out = _align(sizes[program.root(call.inputs[0])]), _align(sizes[dst])
+            if not overlap and (gap != 0 or size_out > size_in):
+                continue
+            at = _member_at(0, gap, size_out, 0, size_in)
+            owner[dst], extra[dst] = src, max(size_in, at + size_out) - min(0, at) - size_in
+    byte_sizes = [0 if r in external else extra[r] if r in owner else _align(sizes[r]) for r in ids]
     tasks = []
     for call in program.calls:
         reads = [ids[program.root(t)] for t in call.inputs]
@@ -190,14 +303,34 @@ def arena_size(buffers, offsets: dict[str, int]) -> int:
     return max((offsets[b.name] + b.size for b in buffers), default=0)
 
 
+def _starts(buffers) -> set[int]:
+    return {f for b in buffers for _, _, f, _ in b.pieces()}  # the live bytes only rise where a part starts
+
+
 def lower_bound(buffers) -> int:
     """The largest total of bytes live at one step."""
-    steps = {b.first for b in buffers}  # the total only rises where a buffer starts
-    return max((sum(b.size for b in buffers if b.first <= s <= b.last) for s in steps), default=0)
+    return max((sum(b.bytes_at(s) for b in buffers) for s in _starts(buffers)), default=0)
+
+
+def _fits(b: Buffer, at: int, live, offsets: dict[str, int]) -> bool:
+    return at >= 0 and not any(_clash(b, at, o, offsets[o.name]) for o in live)
+
+
+def _touching(b: Buffer, live, offsets: dict[str, int], above: bool) -> set[int]:
+    """Offsets of b that put one of its parts right above (or below) a part of `live` it meets in time."""
+    return {
+        offsets[o.name] + (q + m - p if above else q - p - n)
+        for o in live
+        for q, m, fq, lq in o.pieces()
+        for p, n, fp, lp in b.pieces()
+        if fp <= lq and fq <= lp
+    }
 
 
 def _lowest_fit(b: Buffer, live, offsets: dict[str, int]) -> int:
     """The lowest offset where b overlaps none of `live` (placed buffers whose lifetimes overlap b's)."""
+    if b.parts or any(o.parts for o in live):  # the lowest fit is 0 or right above some part
+        return min(c for c in {0} | _touching(b, live, offsets, True) if _fits(b, c, live, offsets))
     candidate = 0
     for other in sorted(live, key=lambda p: offsets[p.name]):
         if candidate + b.size <= offsets[other.name]:
@@ -208,6 +341,9 @@ def _lowest_fit(b: Buffer, live, offsets: dict[str, int]) -> int:
 
 def _highest_fit(b: Buffer, live, offsets: dict[str, int], top: int) -> int | None:
     """The highest offset at most top - b.size where b overlaps none of `live`, or None."""
+    if b.parts or any(o.parts for o in live):  # the highest fit is top - b.size or right below some part
+        fit = [c for c in {top - b.size} | _touching(b, live, offsets, False) if c <= top - b.size]
+        return max((c for c in fit if _fits(b, c, live, offsets)), default=None)
     candidate = top - b.size
     for other in sorted(live, key=lambda p: -(offsets[p.name] + p.size)):
         if candidate >= offsets[other.name] + other.size:
@@ -237,7 +373,7 @@ def greedy_by_conflicts(buffers) -> dict[str, int]:
 
 def greedy_by_breadth(buffers) -> dict[str, int]:
     steps = sorted({b.first for b in buffers} | {b.last for b in buffers})
-    breadth = {s: sum(b.size for b in buffers if b.first <= s <= b.last) for s in steps}
+    breadth = {s: sum(b.bytes_at(s) for b in buffers) for s in steps}
     ordered: dict[str, Buffer] = {}
     for s in sorted(steps, key=lambda s: (-breadth[s], s)):
         for b in sorted((b for b in buffers if b.first <= s <= b.last), key=lambda b: (-b.size, b.first, b.name)):
@@ -303,11 +439,15 @@ STRATEGIES: dict[str, Callable] = {
 }
 
 
-def place(buffers) -> tuple[dict[str, int], str, dict[str, int]]:
+HEURISTICS = ("greedy_by_size", "greedy_by_conflicts", "greedy_by_breadth", "two_ended")
+
+
+def place(buffers, strategies=tuple(STRATEGIES)) -> tuple[dict[str, int], str, dict[str, int]]:
     """(offsets, winning strategy, arena per strategy that ran): the smallest arena, ties to the earlier one."""
     results: dict[str, dict[str, int] | None] = {}
     sizes: dict[str, int] = {}
-    for name, strategy in STRATEGIES.items():
+    for name in strategies:
+        strategy = STRATEGIES[name]
         results[name] = exact(buffers, results[min(sizes, key=sizes.get)]) if name == "exact" else strategy(buffers)
         if results[name] is not None:
             sizes[name] = arena_size(buffers, results[name])
@@ -323,10 +463,8 @@ def overlapping_pairs(plan: ArenaPlan) -> list[tuple[str, str]]:
     pairs = []
     for i, a in enumerate(plan.buffers):
         for b in plan.buffers[i + 1 :]:
-            if a.overlaps_in_time(b):
-                a0, b0 = plan.offsets[a.name], plan.offsets[b.name]
-                if a0 < b0 + b.size and b0 < a0 + a.size:
-                    pairs.append((a.name, b.name))
+            if a.overlaps_in_time(b) and _clash(a, plan.offsets[a.name], b, plan.offsets[b.name]):
+                pairs.append((a.name, b.name))
     return pairs
 
 
@@ -334,9 +472,9 @@ def peak_step(plan: ArenaPlan) -> tuple[int, list[Buffer]]:
     """The first step with the most live bytes, and its live buffers (largest first)."""
     if not plan.buffers:
         return 0, []
-    steps = sorted({b.first for b in plan.buffers})
-    step = max(steps, key=lambda s: (sum(b.size for b in plan.buffers if b.first <= s <= b.last), -s))
-    live = [b for b in plan.buffers if b.first <= step <= b.last]
+    steps = sorted(_starts(plan.buffers))
+    step = max(steps, key=lambda s: (sum(b.bytes_at(s) for b in plan.buffers), -s))
+    live = [b for b in plan.buffers if b.bytes_at(step)]
     return step, sorted(live, key=lambda b: (-b.size, b.name))
 
 

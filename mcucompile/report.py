@@ -21,7 +21,8 @@ def memory_report(program: Program, plan: ArenaPlan) -> str:
             f"{labels[b.name]:<{width}}  {b.size:>9,}  {b.first:>5}  {b.last:>5}  {plan.offsets[b.name]:>9,}"
         )
     for dst, src in plan.merged.items():
-        lines.append(f"in place   {dst} overwrites {src}")
+        group, at = plan.within[dst]
+        lines.append(f"in place   {dst} overwrites {src} (at {at:,} in {group})")
     for name, (kind, k) in plan.external.items():
         lines.append(f"caller's   {name} is the {kind} buffer {k} (not in the arena)")
     step, live = peak_step(plan)

@@ -250,3 +250,201 @@ def test_inception_block_is_reordered_into_a_smaller_arena_and_stays_bit_exact()
     plan = compiled.plan
     assert overlapping_pairs(plan) == []
     assert plan.reordered and plan.lower_bound <= plan.size < plan.given_size
+
+
+# --- overlapping in-place execution ---------------------------------------------------------------------------
+
+
+def c_loop_gap(kind, in_dims, out_dims, kernel, stride, pad, dil):
+    """The oracle: the smallest (input offset - output offset) that a trace of the C kernel's loops allows, every
+    byte read and written in the kernel's real order (mcu_conv_s8: im2col of a pixel, then its channels;
+    depthwise and pooling: channel by channel, each window read right before its byte is written)."""
+    n, h, w, cin = in_dims
+    _, oh, ow, cout = out_dims
+    events = []  # (is_write, byte)
+    for b in range(n):
+        for oy in range(oh):
+            for ox in range(ow):
+                taps = [(oy * stride[0] - pad[0] + ky * dil[0], ox * stride[1] - pad[1] + kx * dil[1])
+                        for ky in range(kernel[0]) for kx in range(kernel[1])]
+                taps = [((b * h + iy) * w + ix) * cin for iy, ix in taps if 0 <= iy < h and 0 <= ix < w]
+                out = ((b * oh + oy) * ow + ox) * cout
+                if kind == "conv":
+                    events += [(False, t + ic) for t in taps for ic in range(cin)]
+                    events += [(True, out + oc) for oc in range(cout)]
+                else:
+                    for oc in range(cout):
+                        events += [(False, t + oc // (cout // cin)) for t in taps]
+                        events.append((True, out + oc))
+    gap, lowest_later = -n * h * w * cin, None
+    for is_write, byte in reversed(events):
+        if not is_write:
+            lowest_later = byte if lowest_later is None else min(lowest_later, byte)
+        elif lowest_later is not None:
+            gap = max(gap, byte + 1 - lowest_later)
+    return gap
+
+
+def call_gap_oracle(call):
+    p = call.params
+    if call.kernel in ("mcu_conv_s8", "mcu_depthwise_conv_s8"):
+        kind, kernel = ("conv" if call.kernel == "mcu_conv_s8" else "channelwise"), p["filter_dims"][1:3]
+    else:
+        kind, kernel = "channelwise", p["kernel"]
+    return c_loop_gap(kind, p["in_dims"], p["out_dims"], kernel, p["stride"], p["padding"], p["dilation"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_overlap_gap_matches_a_trace_of_the_c_loops(data):
+    from mcucompile.ops.window import overlap_gap
+
+    d = data.draw
+    kind = d(st.sampled_from(["conv", "channelwise"]))
+    n, h, w, cin = d(st.integers(1, 2)), d(st.integers(1, 7)), d(st.integers(1, 7)), d(st.integers(1, 4))
+    cout = cin * d(st.integers(1, 3)) if kind == "channelwise" else d(st.integers(1, 6))
+    kernel = (d(st.integers(1, 4)), d(st.integers(1, 4)))
+    stride, dil = (d(st.integers(1, 3)), d(st.integers(1, 3))), (d(st.integers(1, 2)), d(st.integers(1, 2)))
+    pad = (d(st.integers(0, 2)), d(st.integers(0, 2)))
+    oh = max((h + 2 * pad[0] - dil[0] * (kernel[0] - 1) - 1) // stride[0] + 1, 1)
+    ow = max((w + 2 * pad[1] - dil[1] * (kernel[1] - 1) - 1) // stride[1] + 1, 1)
+    dims_in, dims_out = (n, h, w, cin), (n, oh, ow, cout)
+    expected = c_loop_gap(kind, dims_in, dims_out, kernel, stride, pad, dil)
+    assert overlap_gap(dims_in, dims_out, kernel, stride, pad, dil, per_channel=kind != "conv") == expected
+
+
+def tensor_conflicts(program, plan):
+    """The generalised no-overlap invariant, checked tensor by tensor (not by the planner's groups): two arena
+    tensors share bytes at a step only if one is a merged output over the other, at the one step where the
+    input dies and the output is born, with the output starting at least the call's overlap_gap before it."""
+    first, last, ranges = {}, {}, {}
+    for step, call in enumerate(program.calls):
+        for t in call.inputs:
+            last[program.root(t)] = step
+        for t in call.outputs:
+            r = program.root(t)
+            first.setdefault(r, step)
+            last[r] = max(last.get(r, step), step)
+        if call.scratch_bytes:
+            s = f"::scratch{step}"
+            first[s] = last[s] = step
+            ranges[s] = (plan.offsets[s], plan.offsets[s] + call.scratch_bytes)
+    for r in first:
+        if r not in ranges:
+            where, at = plan.locate(program, r)
+            if where == "arena":
+                ranges[r] = (at, at + program.sizes[r])
+    bad = []
+    names = sorted(ranges)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if first[a] > last[b] or first[b] > last[a]:
+                continue
+            if ranges[a][0] >= ranges[b][1] or ranges[b][0] >= ranges[a][1]:
+                continue
+            src, dst = (a, b) if plan.merged.get(b) == a else (b, a)
+            step = first[dst]
+            call = program.calls[step] if plan.merged.get(dst) == src else None
+            ok = (
+                call is not None
+                and last[src] == step
+                and program.root(call.inputs[0]) == src
+                and ranges[src][0] - ranges[dst][0] >= call.overlap_gap
+            )
+            if not ok:
+                bad.append((a, b))
+    return bad
+
+
+def dscnn_chain(c=8, hw=12):
+    """Expanding 1x1, depthwise 3x3, pointwise 1x1 (x2), max pool, average pool: every overlap gap at work."""
+    rng, inits = np.random.default_rng(3), {}
+
+    def conv(x, y, cin, cout, k, group=1, stride=1):
+        inits[f"W_{y}"] = (rng.standard_normal((cout, cin // group, k, k)) * 0.4).astype(np.float32)
+        return helper.make_node("Conv", [x, f"W_{y}"], [y], kernel_shape=[k, k], pads=[k // 2] * 4, group=group,
+                                strides=[stride, stride])
+
+    nodes = [
+        conv("x", "a", 3, c, 3, stride=2), conv("a", "b", c, c, 3, group=c), conv("b", "d", c, 2 * c, 1),
+        conv("d", "e", 2 * c, 2 * c, 3, group=2 * c, stride=2), conv("e", "f", 2 * c, 2 * c, 1),
+        helper.make_node("MaxPool", ["f"], ["g"], kernel_shape=[2, 2], strides=[1, 1]),
+        helper.make_node("AveragePool", ["g"], ["y"], kernel_shape=[2, 2], strides=[2, 2]),
+    ]  # fmt: skip
+    return make_model(nodes, {"x": (1, 3, hw, hw)}, ["y"], inits)
+
+
+def test_overlapping_chain_is_bit_exact_and_below_the_conventional_bound():
+    compiled, _ = check_model(dscnn_chain(), (1, 3, 12, 12))
+    program, plan = compiled.program, compiled.plan
+    merged = [(c.kernel, c.overlap_gap) for c in program.calls if program.root(c.outputs[0]) in plan.merged]
+    assert {"mcu_depthwise_conv_s8", "mcu_conv_s8"} <= {k for k, _ in merged} and any(g > 0 for _, g in merged)
+    for call in program.calls:
+        if "conv" in call.kernel or "pool" in call.kernel:
+            assert call.overlap_gap == call_gap_oracle(call)
+    assert overlapping_pairs(plan) == [] and tensor_conflicts(program, plan) == []
+    conventional = lower_bound(tuple(Buffer(b.name, b.size, b.first, b.last) for b in plan_memory(
+        replace_gaps(program)).buffers))
+    assert plan.size < conventional
+
+
+def replace_gaps(program):
+    """The program with every overlap of a window kernel forbidden (the conventional, non-overlapping plan)."""
+    from dataclasses import replace
+
+    calls = tuple(replace(c, overlap_gap=None) if "conv" in c.kernel or "pool" in c.kernel else c
+                  for c in program.calls)
+    return replace(program, calls=calls)
+
+
+@st.composite
+def window_chains(draw):
+    """A random chain of convs (some 1x1, some depthwise), max and average pools on a small image."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    c, hw = draw(st.integers(1, 4)), draw(st.integers(6, 10))
+    nodes, inits, x = [], {}, "x"
+    shape = (1, c, hw, hw)
+    for k in range(draw(st.integers(2, 5))):
+        y = f"t{k}"
+        kind = draw(st.sampled_from(["conv", "pointwise", "depthwise", "maxpool", "avgpool"]))
+        stride = draw(st.integers(1, 2)) if hw >= 4 else 1
+        size = 1 if kind == "pointwise" else draw(st.integers(1, 3))
+        pad = size // 2
+        if kind in ("maxpool", "avgpool"):
+            op = "MaxPool" if kind == "maxpool" else "AveragePool"
+            nodes.append(helper.make_node(op, [x], [y], kernel_shape=[size, size], strides=[stride, stride],
+                                          pads=[pad] * 4))
+            cout = c
+        else:
+            group = c if kind == "depthwise" else 1
+            cout = c * draw(st.integers(1, 2)) if kind == "depthwise" else draw(st.integers(1, 8))
+            inits[f"W{k}"] = (rng.standard_normal((cout, c // group, size, size)) * 0.5).astype(np.float32)
+            nodes.append(helper.make_node("Conv", [x, f"W{k}"], [y], kernel_shape=[size, size], pads=[pad] * 4,
+                                          strides=[stride, stride], group=group))
+        hw = (hw + 2 * pad - size) // stride + 1
+        c, x = cout, y
+    nodes[-1] = helper.make_node(nodes[-1].op_type, list(nodes[-1].input), ["y"],
+                                 **{a.name: helper.get_attribute_value(a) for a in nodes[-1].attribute})
+    return make_model(nodes, {"x": shape}, ["y"], inits), shape
+
+
+@settings(max_examples=12, deadline=None)
+@given(window_chains())
+def test_random_window_chains_overlap_in_place_bit_exact_under_sanitizers(case):
+    model, shape = case
+    compiled, _ = check_model(model, shape, min_sqnr=-100.0, n_test=4)
+    assert overlapping_pairs(compiled.plan) == [] and tensor_conflicts(compiled.program, compiled.plan) == []
+    for call in compiled.program.calls:
+        if call.kernel in ("mcu_conv_s8", "mcu_depthwise_conv_s8", "mcu_max_pool_s8", "mcu_avg_pool_s8"):
+            assert call.overlap_gap == call_gap_oracle(call)
+
+
+@pytest.mark.parametrize("name, before, target", [("kws", 16_128, 12_143), ("vww", 55_312, 51_838)])
+def test_mlperf_arena_below_half_of_tflite_micro(name, before, target):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "mlperf_tiny" / f"{name}.onnx"
+    compiled = mcucompile.compile(path, name=name)
+    plan, program = compiled.plan, compiled.program
+    assert plan.size <= target < before
+    assert plan.merged and overlapping_pairs(plan) == [] and tensor_conflicts(program, plan) == []

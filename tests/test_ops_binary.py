@@ -54,7 +54,7 @@ def test_squeeze_excitation_gating():
     inits = {**W, "W2": W2}
     compiled, _ = check_model(make_model(nodes, {"x": SHAPE}, ["y"], inits), SHAPE)
     mul = next(c for c in compiled.program.calls if c.kernel == "mcu_mul_s8")
-    assert mul.in_place and mul.params["in2_strides"][-1] == 1  # gate walks channels, reused per pixel
+    assert mul.overlap_gap == 0 and mul.params["in2_strides"][-1] == 1  # gate walks channels, reused per pixel
 
 
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])

@@ -8,7 +8,7 @@ from .. import quant
 from ..ir import CompileError, Graph, KernelCall, Node
 from ..layout import kernel_dims, to_logical
 from .registry import OpDef, register, register_kernel
-from .window import Window, gather_windows, window_of
+from .window import Window, gather_windows, overlap_gap, window_of
 
 # |w * (x + input_offset)| <= 127 * 255, so an int32 accumulator holds this many taps without overflow.
 MAX_ACCUMULATION_DEPTH = (2**31 - 1) // (127 * 255) - 1
@@ -89,6 +89,10 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
             inputs=(node.inputs[0],),
             outputs=node.outputs,
             scratch_bytes=scratch,
+            overlap_gap=overlap_gap(
+                params["in_dims"], params["out_dims"], win.kernel, win.strides, win.pads, win.dilations,
+                per_channel=depthwise,  # depthwise: channel by channel; conv: im2col of the pixel first
+            ),
         )
     ]
 

@@ -212,7 +212,7 @@ def lower_binary(node: Node, g: Graph) -> list[KernelCall]:
             arrays,
             tuple(node.inputs[k] for k in tensors),
             node.outputs,
-            in_place=full[tensors[0]],
+            overlap_gap=0 if full[tensors[0]] else None,
         )
     ]
 
@@ -223,7 +223,7 @@ def lower_clip(node: Node, g: Graph) -> list[KernelCall]:
     params = dict(act_min=act_min, act_max=act_max, size=x.size)
     return [
         KernelCall(
-            "mcu_clamp_s8", "kernels/clamp_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs, in_place=True
+            "mcu_clamp_s8", "kernels/clamp_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs, overlap_gap=0
         )
     ]
 
@@ -285,7 +285,7 @@ def lower_requantize(node: Node, g: Graph) -> list[KernelCall]:
             {},
             node.inputs[:1],
             node.outputs,
-            in_place=True,
+            overlap_gap=0,
         )
     ]
 

@@ -145,7 +145,7 @@ def _lower_lut(node: Node, g: Graph) -> list[KernelCall]:
             dict(table=table.astype(np.int8)),
             node.inputs[:1],
             node.outputs,
-            in_place=True,
+            overlap_gap=0,
         )
     ]
 

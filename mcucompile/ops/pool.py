@@ -12,7 +12,7 @@ from ..ir import CompileError, Graph, KernelCall, Node
 from ..layout import kernel_dims, to_logical
 from .reduce import rounded_division
 from .registry import OpDef, attr_ints, register, register_kernel
-from .window import Window, gather_windows, tap_inside, window_of
+from .window import Window, gather_windows, overlap_gap, tap_inside, window_of
 
 
 def _pool_out_shape(node: Node, x_shape) -> tuple[int, ...]:
@@ -82,6 +82,16 @@ def _pool_params(node: Node, g: Graph) -> dict:
     )
 
 
+def _pool_call(kernel: str, node: Node, params: dict) -> KernelCall:
+    # Both pooling kernels write each output channel right after reading its window of the same input channel.
+    gap = overlap_gap(
+        params["in_dims"], params["out_dims"], params["kernel"], params["stride"], params["padding"],
+        params["dilation"], per_channel=True,
+    )
+    return KernelCall(kernel, "kernels/pool_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs,
+                      overlap_gap=gap)
+
+
 def lower_max_pool(node: Node, g: Graph) -> list[KernelCall]:
     params = dict(
         _pool_params(node, g),
@@ -91,7 +101,7 @@ def lower_max_pool(node: Node, g: Graph) -> list[KernelCall]:
         act_min=quant.INT8_MIN,
         act_max=quant.INT8_MAX,
     )
-    return [KernelCall("mcu_max_pool_s8", "kernels/pool_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs)]
+    return [_pool_call("mcu_max_pool_s8", node, params)]
 
 
 def lower_avg_pool(node: Node, g: Graph) -> list[KernelCall]:
@@ -107,7 +117,7 @@ def lower_avg_pool(node: Node, g: Graph) -> list[KernelCall]:
         act_min=quant.INT8_MIN,
         act_max=quant.INT8_MAX,
     )
-    return [KernelCall("mcu_avg_pool_s8", "kernels/pool_s8.c.j2", node.name, params, {}, node.inputs[:1], node.outputs)]
+    return [_pool_call("mcu_avg_pool_s8", node, params)]
 
 
 def _call_window(call: KernelCall) -> Window:

@@ -79,3 +79,39 @@ def tap_inside(in_hw: tuple[int, int], win: Window, lo: tuple[int, int], hi: tup
     my = (iy >= lo[0]) & (iy < hi[0])
     mx = (ix >= lo[1]) & (ix < hi[1])
     return my[:, None, :, None] & mx[None, :, None, :]
+
+
+def overlap_gap(in_dims, out_dims, kernel, strides, pads, dilations, *, per_channel: bool) -> int:
+    """The smallest (input offset - output offset) in bytes at which a kernel walking its NHWC output pixel by
+    pixel (batch, row, column) may write the output over its own input: no write lands on an input byte that a
+    later step still reads. Any larger gap is safe too. `pads` = (top, left); taps outside the image are skipped.
+
+    per_channel=False: a pixel's whole window is read (im2col into scratch) before its channels are written
+    (mcu_conv_s8). per_channel=True: output channel oc is written right after its window of input channel
+    oc // (C_out // C_in) is read, channel after channel (mcu_depthwise_conv_s8, mcu_{max,avg}_pool_s8).
+    """
+    n, h, w, c_in = (int(d) for d in in_dims)
+    _, oh, ow, c_out = (int(d) for d in out_dims)
+
+    def first_tap(outs: int, size: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
+        taps = np.arange(outs)[:, None] * strides[axis] - pads[axis] + np.arange(kernel[axis])[None, :] * dilations[axis]
+        inside = (taps >= 0) & (taps < size)
+        return np.where(inside, taps, size).min(axis=1), inside.any(axis=1)
+
+    fy, any_y = first_tap(oh, h, 0)
+    fx, any_x = first_tap(ow, w, 1)
+    # Per output pixel, the lowest input byte its window reads (channel 0 of its top-left in-image tap).
+    low = ((np.arange(n)[:, None, None] * h + fy[None, :, None]) * w + fx[None, None, :]) * c_in
+    reads = np.broadcast_to(any_y[:, None] & any_x[None, :], low.shape).ravel()
+    never = np.int64(n * h * w * c_in)  # above every input byte: a window with no in-image tap reads nothing
+    low = np.where(reads, low.ravel(), never).astype(np.int64)
+    pixels = low.size
+    later = np.append(np.minimum.accumulate(low[::-1])[::-1][1:], never)  # lowest byte read by any later pixel
+    # The last channel of pixel p is written before every read of the pixels after p.
+    gaps = np.where(later < never, (np.arange(pixels) + 1) * c_out - later, -never)
+    if per_channel and c_out > 1:
+        # Channel oc of pixel p is written before the reads of channels oc+1.. of the same window; the worst is
+        # oc = C_out - 2 (the next read is input channel (C_out - 1) // multiplier at the lowest tap).
+        within = np.arange(pixels) * c_out + c_out - 1 - (low + (c_out - 1) // (c_out // c_in))
+        gaps = np.maximum(gaps, np.where(reads, within, -never))
+    return int(max(gaps.max(initial=-never), -never))

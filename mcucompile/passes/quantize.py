@@ -23,7 +23,10 @@ def same_quant(a: QuantParams, b: QuantParams) -> bool:
     return bool(np.array_equal(a.scale, b.scale) and np.array_equal(a.zero_point, b.zero_point))
 
 
-def quantize(g: Graph, ranges: Mapping[str, tuple[float, float]]) -> Graph:
+def quantize(
+    g: Graph, ranges: Mapping[str, tuple[float, float]], bias_corrections: Mapping[str, np.ndarray] | None = None
+) -> Graph:
+    """`bias_corrections` (calibrate.bias_corrections): float terms added to a node's bias before it is quantized."""
     tensors = dict(g.tensors)
 
     def activation_quant(name: str, rule: str = "calibrated", source: QuantParams | None = None) -> QuantParams:
@@ -58,7 +61,8 @@ def quantize(g: Graph, ranges: Mapping[str, tuple[float, float]]) -> Graph:
         for index, axis in op.weight_axis.items():
             wq = _quantize_weight(g, node, inputs, index, axis, tensors)
             if op.bias_input is not None:
-                _quantize_bias(g, node, inputs, op.bias_input, x.quant, wq, tensors)
+                correction = (bias_corrections or {}).get(node.name)
+                _quantize_bias(g, node, inputs, op.bias_input, x.quant, wq, tensors, correction)
         for out in node.outputs:
             if out:
                 q = activation_quant(out, op.quant, x.quant)
@@ -90,13 +94,17 @@ def _quantize_weight(g: Graph, node: Node, inputs: list, index: int, axis: int, 
     return wq
 
 
-def _quantize_bias(g: Graph, node: Node, inputs: list, index: int, xq: QuantParams, wq: QuantParams, tensors):
+def _quantize_bias(
+    g: Graph, node: Node, inputs: list, index: int, xq: QuantParams, wq: QuantParams, tensors, correction=None
+):
     """int32 bias with scale s_in * s_w[c]; a QDQ model's own int32 values are kept when its scale is that one."""
     while len(inputs) <= index:
         inputs.append("")
     t = g.tensors[inputs[index]] if inputs[index] else None
     channels = wq.scale.shape[0]
     b = np.zeros(channels) if t is None else np.broadcast_to(np.asarray(t.data, np.float64).ravel(), (channels,))
+    if correction is not None:
+        b = b + correction
     expected = np.float64(np.float32(xq.s)) * wq.scale.astype(np.float64)
     given = None if t is None else t.quant
     if given is not None and np.allclose(np.broadcast_to(given.scale, (channels,)), expected, rtol=1e-5, atol=0):
