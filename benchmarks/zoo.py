@@ -4,14 +4,14 @@ onnxruntime's own static quantizer, plus params, MACs, flash and arena. Prints a
 
     python benchmarks/zoo.py [--opset 17] [--update]
 
-Per family (tests/zoo.py, one opset, the smaller input size): 32 standard-normal calibration samples, 64
-other standard-normal test samples.
-- ours: mcucompile.compile(..., calibration=the 32 samples, percentile=P) for each calibration option that
-  calibrate.py exposes (min/max, and percentile clipping at 99.99 and 99.9); the C is built with gcc and run
+Per family (tests/zoo.py, one opset, both input sizes): 32 standard-normal calibration samples, 256 other
+standard-normal test samples.
+- ours: mcucompile.compile(..., calibration=the 32 samples) with the default options (min/max ranges, bias
+  correction), without bias correction, and with percentile clipping at 99.99; the C is built with gcc and run
   through cffi (CompiledModel.verify), its float output compared with onnxruntime on the float model.
 - onnxruntime: quantize_static(QuantFormat.QDQ, per_channel=True, CalibrationMethod.MinMax, activations and
   weights QInt8) on the same 32 samples, after onnxruntime's documented quant_pre_process (shape inference,
-  constant and BatchNorm folding), the QDQ model run in onnxruntime on the same 64 samples (tests/zoo.py).
+  constant and BatchNorm folding), the QDQ model run in onnxruntime on the same 256 samples (tests/zoo.py).
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ import zoo  # noqa: E402
 import mcucompile  # noqa: E402
 from mcucompile.verify import accuracy, onnxruntime_outputs  # noqa: E402
 
-CALIBRATION_SAMPLES, TEST_SAMPLES = 32, 64
-OPTIONS = {"min/max": None, "p99.99": 99.99, "p99.9": 99.9}  # our calibration options (percentile=...)
+CALIBRATION_SAMPLES, TEST_SAMPLES = 32, 256
+# our calibration options, as compile() keyword arguments; the first is the default
+OPTIONS = {"default": {}, "no bias corr.": {"bias_correction": False}, "p99.99": {"percentile": 99.99}}
 LOW_SQNR_DB = 25.0  # tests/test_zoo.py's threshold
 BELOW: list[str] = []  # families below it, with both figures, for the note under the table
 GAPS: list[float] = []  # our min/max SQNR minus onnxruntime's, per family
@@ -59,9 +60,8 @@ def short_error(exc: Exception) -> str:
     return (text[:110] + "...") if len(text) > 110 else text
 
 
-def family_row(family: str, opset: int) -> str:
+def family_row(family: str, opset: int, size) -> str:
     fam = zoo.FAMILIES[family]
-    size = zoo.sizes(family)[0]
     model = zoo.export(family, opset, size)
     calib = zoo.samples(family, size, CALIBRATION_SAMPLES, seed=1)
     test = zoo.samples(family, size, TEST_SAMPLES, seed=2)
@@ -69,9 +69,11 @@ def family_row(family: str, opset: int) -> str:
     shape = "x".join(map(str, zoo.input_shape(family, size)[1:]))
 
     ours, stats, plan = {}, None, None
-    for label, percentile in OPTIONS.items():
+    for label, options in OPTIONS.items():
         try:
-            compiled = mcucompile.compile(model, name="zoo", calibration=calib, percentile=percentile)
+            start = time.perf_counter()
+            compiled = mcucompile.compile(model, name="zoo", calibration=calib, **options)
+            seconds = seconds if ours else time.perf_counter() - start  # compile time with the default options
             report = compiled.verify(test)
             if report.max_lsb_vs_reference != 0:
                 raise AssertionError(f"C differs from the int8 reference by {report.max_lsb_vs_reference} LSB")
@@ -85,11 +87,11 @@ def family_row(family: str, opset: int) -> str:
     except Exception as exc:  # onnxruntime's quantizer or runtime fails on this model: keep our columns
         print(f"{family}: onnxruntime-quantized model fails: {short_error(exc)}", file=sys.stderr)
         ort_q = None
-    mine = ours["min/max"].sqnr_db
+    mine = ours["default"].sqnr_db
     if ort_q is not None:
         GAPS.append(mine - ort_q.sqnr_db)
     if mine < LOW_SQNR_DB:
-        BELOW.append(f"{family} {mine:.1f} dB (onnxruntime's quantizer {fmt_db(ort_q)})")
+        BELOW.append(f"{family} {shape} {mine:.1f} dB (onnxruntime's quantizer {fmt_db(ort_q)})")
     cells = [
         family,
         shape,
@@ -97,6 +99,7 @@ def family_row(family: str, opset: int) -> str:
         f"{stats.macs:,}",
         f"{stats.weight_bytes:,}",
         f"{plan.size:,}",
+        f"{seconds:.1f}",
         *(fmt_db(a) for a in ours.values()),
         fmt_db(ort_q),
         *(fmt_top1(a, fam.classifier) for a in ours.values()),
@@ -107,7 +110,7 @@ def family_row(family: str, opset: int) -> str:
 
 def header() -> list[str]:
     return (
-        ["family", "input", "params", "MACs", "flash (B)", "arena (B)"]
+        ["family", "input", "params", "MACs", "flash (B)", "arena (B)", "compile (s)"]
         + [f"SQNR ours {o} (dB)" for o in OPTIONS]
         + ["SQNR ort-quantized (dB)"]
         + [f"top-1 ours {o} (%)" for o in OPTIONS]
@@ -119,9 +122,10 @@ def table(opset: int) -> list[str]:
     head = header()
     lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for family in zoo.FAMILIES:
-        start = time.perf_counter()
-        lines.append(family_row(family, opset))
-        print(f"{family}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+        for size in zoo.sizes(family):
+            start = time.perf_counter()
+            lines.append(family_row(family, opset, size))
+            print(f"{family} {size}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     return lines
 
 
@@ -153,7 +157,7 @@ def section(opset: int, lines: list[str]) -> str:
             SECTION,
             "",
             f"Command: `python benchmarks/zoo.py --opset {opset} --update` (models: `tests/zoo.py`, exported with "
-            f"`torch.onnx.export(..., dynamo=False)` at opset {opset}, the smaller input size of each family).",
+            f"`torch.onnx.export(..., dynamo=False)` at opset {opset}, both input sizes of each family).",
             f"Machine: {machine()}, {time.strftime('%Y-%m-%d')}.",
             "",
             *lines,
@@ -162,22 +166,23 @@ def section(opset: int, lines: list[str]) -> str:
             "test inputs; the networks have random weights (He-normal) and perturbed BatchNorm statistics, so the "
             "figures compare quantizers on the same random models, not task accuracy.",
             "- **SQNR / top-1** are against onnxruntime running the float model. **ours**: the generated C (gcc, "
-            "run through cffi, `NAME_run_f32`), bit-identical to the int8 reference on every test input; min/max "
-            "is the default calibration, p99.99 / p99.9 are `compile(..., percentile=...)`. **ort-quantized**: "
+            "run through cffi, `NAME_run_f32`), bit-identical to the int8 reference on every test input; default: "
+            "min/max ranges and bias correction; then without bias correction (`bias_correction=False`) and with "
+            "`percentile=99.99`. **ort-quantized**: "
             "`onnxruntime.quantization.quantize_static` with QuantFormat.QDQ, per_channel=True, "
             "CalibrationMethod.MinMax, activations and weights QInt8, on the same calibration inputs, after "
             "`quant_pre_process`, run in onnxruntime. (Without `quant_pre_process` onnxruntime's quantizer also "
             "quantizes the autoencoder's Resize `scales`, computed by a Concat in the exported graph, and the "
             "quantized model then fails in onnxruntime.) The autoencoder has no classes (top-1 –).",
-            "- Below 25 dB (tests/test_zoo.py's threshold) with min/max calibration: "
+            "- Below 25 dB (tests/test_zoo.py's threshold) with the default options: "
             + ("; ".join(BELOW) if BELOW else "none")
-            + ". Ours minus onnxruntime's quantizer, min/max SQNR: "
+            + ". Ours (default) minus onnxruntime's quantizer, SQNR: "
             + (f"{min(GAPS):+.1f} to {max(GAPS):+.1f} dB" if GAPS else "n/a")
-            + " over the families, so a low figure here is the random model's, not the compiler's; "
+            + " over the rows, so a low figure here is the random model's, not the compiler's; "
             "tests/test_zoo.py reports such cases as xfail with both figures, and fails them if ours is more than "
-            "1 dB below onnxruntime's.",
+            "0.5 dB (or 3 top-1 points) below onnxruntime's.",
             "- **flash** counts the constant arrays of the generated C (weights, biases, multipliers, tables); "
-            "**arena** is `NAME_ARENA_SIZE` (min/max calibration).",
+            "**arena** is `NAME_ARENA_SIZE`; **compile** is the wall time of `mcucompile.compile` (default options).",
             "",
         ]
     )

@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         help="static shape for an input with dynamic dimensions (repeatable)",
     )
     c.add_argument("--percentile", type=float, help="clip activation ranges to this percentile (e.g. 99.99)")
+    c.add_argument(
+        "--no-bias-correction",
+        dest="bias_correction",
+        action="store_false",
+        help="do not fold the mean error of the int8 weights on the calibration data into the biases",
+    )
     c.add_argument("--export-qdq", metavar="PATH", help="also write the quantized model as QDQ ONNX (for onnxruntime)")
     c.add_argument("--ram-limit", metavar="BYTES", help="fail if the arena exceeds this (65536, 64K, 64KiB)")
 
@@ -77,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
                 args.model,
                 args.out,
                 args.name,
-                args.calibration,
-                dict(args.input_shape),
-                args.percentile,
                 args.export_qdq,
-                args.ram_limit,
+                calibration=args.calibration,
+                input_shapes=dict(args.input_shape) or None,
+                percentile=args.percentile,
+                bias_correction=args.bias_correction,
+                ram_limit=args.ram_limit,
             )
         if args.command == "report":
             return _report(args.model, args.calibration, dict(args.input_shape), args.png)
@@ -99,19 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _compile(model, out, name, calibration, input_shapes, percentile, export_qdq=None, ram_limit=None) -> int:
+def _compile(model, out, name, export_qdq=None, **options) -> int:
+    """`options`: keyword arguments of mcucompile.compile (calibration, input_shapes, percentile, ...)."""
     from . import check_output_dir
     from . import compile as compile_model
 
     check_output_dir(out)  # fail before the work, not after it
-    compiled = compile_model(
-        model,
-        name=name,
-        calibration=calibration,
-        input_shapes=input_shapes or None,
-        percentile=percentile,
-        ram_limit=ram_limit,
-    )
+    compiled = compile_model(model, name=name, **options)
     c_path, h_path = compiled.write(out)
     print(compiled.summary())
     print(f"wrote      {c_path} and {h_path}")
@@ -202,7 +203,7 @@ def _demo(out: str) -> int:
     model, calib, test = EXAMPLES / "digits_dscnn.onnx", EXAMPLES / "digits_calib.npy", EXAMPLES / "digits_test.npz"
     if not model.is_file():
         raise CompileError(f"{model}: the bundled example is missing; run python examples/make_digits.py")
-    _compile(str(model), out, "digits", str(calib), {}, None)
+    _compile(str(model), out, "digits", calibration=str(calib))
     data = np.load(test)
     return _verify_arrays(str(model), out, "digits", data["x"], data["y"])
 
