@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import mcucompile
 from conftest import assert_bit_exact, make_model
-from mcucompile.verify import SANITIZE_FLAGS, STRICT_CFLAGS
+from mcucompile.verify import SANITIZE_FLAGS, STRICT_CFLAGS, run_executable
 from test_cli import small_model
 
 
@@ -129,10 +129,7 @@ HOSTILE = ["x */ int evil; /*", "line\nbreak", 'q"uo\\te', "#define X 1", "int",
            "??/", ""]
 
 
-def test_every_name_hostile_still_gives_valid_exact_c(tmp_path):
-    """Node, tensor, input, output and graph names from a corpus of hostile strings."""
-    rng = np.random.default_rng(0)
-    t = HOSTILE
+def _hostile_classic(t, rng):
     nodes = [
         helper.make_node("Conv", [t[0], t[1]], [t[2]], name=t[3], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", [t[2]], [t[4]], name=t[5]),
@@ -143,7 +140,34 @@ def test_every_name_hostile_still_gives_valid_exact_c(tmp_path):
     ]
     inits = {t[1]: rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
              t[6]: rng.standard_normal((4, 4, 1, 1)).astype(np.float32)}
-    model = make_model(nodes, {t[0]: (1, 3, 6, 6)}, ["flat"], inits)
+    return make_model(nodes, {t[0]: (1, 3, 6, 6)}, ["flat"], inits)
+
+
+def _hostile_newer_ops(t, rng):
+    """The op families added for network coverage: each emits symbols and constant arrays named after the node."""
+    nodes = [
+        helper.make_node("Pad", [t[0], t[1]], [t[2]], name=t[3], mode="reflect"),
+        helper.make_node("Conv", [t[2], t[4]], [t[5]], name=t[6], kernel_shape=[3, 3]),
+        helper.make_node("Sigmoid", [t[5]], [t[7]], name=t[8]),
+        helper.make_node("Mul", [t[5], t[9]], [t[10]], name=t[11]),  # per-channel constant, broadcast
+        helper.make_node("Concat", [t[7], t[10]], ["cat"], name=t[3], axis=1),
+        helper.make_node("ConvTranspose", ["cat", "wt"], ["up"], name=t[8], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Resize", ["up", "", "scales"], ["big"], name=t[11], mode="nearest"),
+        helper.make_node("ReduceMax", ["big"], ["y"], name=t[6], axes=[2, 3], keepdims=0),
+    ]
+    inits = {t[1]: np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64),
+             t[4]: rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+             t[9]: rng.uniform(0.5, 1.5, (4, 1, 1)).astype(np.float32),
+             "wt": rng.standard_normal((8, 2, 2, 2)).astype(np.float32),
+             "scales": np.array([1, 1, 2, 2], np.float32)}
+    return make_model(nodes, {t[0]: (1, 3, 6, 6)}, ["y"], inits)
+
+
+@pytest.mark.parametrize("build", [_hostile_classic, _hostile_newer_ops])
+def test_every_name_hostile_still_gives_valid_exact_c(tmp_path, build):
+    """Node, tensor, input, output and graph names from a corpus of hostile strings."""
+    rng = np.random.default_rng(0)
+    model = build(HOSTILE, rng)
     model.graph.name = "*/ #include <evil.h> /*"
     compiled = mcucompile.compile(model, name="h", calibration=rng.standard_normal((8, 3, 6, 6)).astype(np.float32))
     compiled.write(tmp_path)
@@ -156,9 +180,8 @@ def test_every_name_hostile_still_gives_valid_exact_c(tmp_path):
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
     q = rng.integers(-128, 128, (4, 3 * 6 * 6)).astype(np.int8)
-    from mcucompile.verify import run_executable
-
-    assert_bit_exact(run_executable(tmp_path, "h", q), compiled.run_reference(q.reshape(4, 1, 3, 6, 6)).reshape(4, -1))
+    got = run_executable(tmp_path, "h", q)
+    assert_bit_exact(got, compiled.run_reference(q.reshape(4, 1, 3, 6, 6)).reshape(4, -1))
 
 
 CANARY_HARNESS = r"""
