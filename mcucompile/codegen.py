@@ -59,10 +59,12 @@ def runtime_source(kernels: list[str]) -> str:
     return re.sub(r'^#include "[^"]*"\n', "", text, flags=re.M)
 
 
-def _pointer(kind: str, where: int) -> str:
+def _pointer(kind: str, where: int, offset: int) -> str:
+    """C expression of a pointer to a tensor (ArenaPlan.locate); `offset`: a concat slice's first byte."""
     if kind == "arena":
-        return f"ARENA_I8({where})"
-    return f"in[{where}]" if kind == "input" else f"out[{where}]"
+        return f"ARENA_I8({where + offset})"
+    base = f"in[{where}]" if kind == "input" else f"out[{where}]"
+    return f"{base} + {offset}" if offset else base
 
 
 def _io(program: Program, names: tuple[str, ...]) -> list[dict]:

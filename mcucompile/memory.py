@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .ir import CompileError
-from .lower import Program
+from .lower import Program, concats_in_place, in_place_concats
 from .schedule import Task, best_order
 
 ALIGNMENT = 4  # every buffer starts on a 4-byte boundary (int16/int32 scratch, word loads)
@@ -81,21 +81,22 @@ class ArenaPlan:
     strategy: str = "greedy_by_size"  # the placement that won
     strategy_sizes: dict[str, int] = field(default_factory=dict)  # arena per strategy that ran
     order: tuple[int, ...] = ()  # per step, the index of its call in the lowered order
-    given_bound: int = 0  # lower bound and arena of the lowered order (equal to the above when not reordered)
+    given_bound: int = 0  # lower bound and arena of the program as lowered (its order, every concat a copy)
     given_size: int = 0
     within: dict[str, tuple[str, int]] = field(default_factory=dict)  # group member -> (group buffer, offset in it)
 
     @property
     def reordered(self) -> bool:
-        return self.order != tuple(range(len(self.order)))
+        return list(self.order) != sorted(self.order)  # (a concat written wholly in place leaves a gap)
 
-    def locate(self, program: Program, tensor: str) -> tuple[str, int]:
-        """("arena", offset), ("input", k) or ("output", k) for any tensor or scratch name the calls use."""
-        root = program.root(tensor)
+    def locate(self, program: Program, tensor: str) -> tuple[str, int, int]:
+        """("arena", offset of its buffer, 0), ("input", k, 0) or ("output", k, 0) for any tensor or scratch name
+        the calls use; the last item is the byte offset in that buffer of a slice (Program.slices)."""
+        root, offset = program.base(tensor)
         if root in self.external:
-            return self.external[root]
+            return (*self.external[root], offset)
         group, at = self.within.get(root, (root, 0))
-        return "arena", self.offsets[group] + at
+        return "arena", self.offsets[group] + at, offset
 
 
 def scratch_name(step: int) -> str:
@@ -103,13 +104,41 @@ def scratch_name(step: int) -> str:
 
 
 def plan(program: Program) -> tuple[Program, ArenaPlan]:
-    """The program with its calls in the order that needs the smallest arena, and that arena's plan.
+    """The program with its calls in the order, and its concats written in place or copied, that needs the
+    smallest arena, and that arena's plan (its order indexes `program`'s calls; a concat call written wholly in
+    place has no step).
 
-    Two orders are tried besides the given one: the search's with overlapping outputs modelled, and with only
-    plain in-place calls (an order built around non-overlapping buffers can still be the smaller one)."""
+    Writing a concat's inputs in place (lower.concats_in_place) saves the copy and its bytes at the concat, but
+    keeps the whole output live from its first producer on, which can cost more while another branch runs. So
+    all concats go in place, then each one in turn is copied instead (kept if the arena shrinks), and all copied
+    is tried last; ties keep the concats in place (fewer calls)."""
     given = plan_memory(program)
-    best_size, best = given.size, (program, given)
-    tried = {given.order}
+    concats = in_place_concats(program)
+    if not concats:
+        return _ordered(program, tuple(range(len(program.calls))), given)
+    results: dict[frozenset[str], tuple[Program, ArenaPlan]] = {}
+
+    def trial(nodes: frozenset[str]) -> tuple[Program, ArenaPlan]:
+        if nodes not in results:
+            results[nodes] = _ordered(*concats_in_place(program, nodes), given)
+        return results[nodes]
+
+    chosen = frozenset(concats)
+    for node in (*concats, None) if len(concats) > 1 else (None,):
+        fewer = chosen - {node} if node is not None else frozenset()
+        if trial(fewer)[1].size < trial(chosen)[1].size:
+            chosen = fewer
+    return trial(chosen)
+
+
+def _ordered(program: Program, index: tuple[int, ...], given: ArenaPlan) -> tuple[Program, ArenaPlan]:
+    """The program in the order that needs the smallest arena, and its plan. Two orders are tried besides the
+    given one: the search's with overlapping outputs modelled, and with only plain in-place calls (an order built
+    around non-overlapping buffers can still be the smaller one). `index`: per call, its index in the lowered
+    program, which the plan's order refers to; `given`: the plan of the lowered program as lowered."""
+    first = plan_memory(program)
+    best = program, first
+    tried = {first.order}
     for overlap in (True, False):
         order = best_order(*_schedule_problem(program, overlap))
         if order in tried:
@@ -117,10 +146,11 @@ def plan(program: Program) -> tuple[Program, ArenaPlan]:
         tried.add(order)
         moved = replace(program, calls=tuple(program.calls[i] for i in order))
         better = plan_memory(moved)
-        if better.size < best_size:  # the search sees only lifetimes; the placement decides
-            best_size = better.size
-            best = moved, replace(better, order=order, given_bound=given.lower_bound, given_size=given.size)
-    return best
+        if better.size < best[1].size:  # the search sees only lifetimes; the placement decides
+            best = moved, replace(better, order=order)
+    moved, chosen = best
+    order = tuple(index[i] for i in chosen.order)
+    return moved, replace(chosen, order=order, given_bound=given.lower_bound, given_size=given.size)
 
 
 def plan_memory(program: Program) -> ArenaPlan:
@@ -140,9 +170,9 @@ def plan_memory(program: Program) -> ArenaPlan:
             last[program.root(t)] = step
         for t in call.outputs:
             r = program.root(t)
-            first.setdefault(r, step)
+            first.setdefault(r, step)  # a concat output is live from the first producer of one of its slices
             last[r] = max(last.get(r, step), step)
-            sizes[r] = program.sizes[t]
+            sizes[r] = program.sizes[r]
         if call.scratch_bytes:
             name = scratch_name(step)
             first[name], last[name], sizes[name] = step, step, call.scratch_bytes
@@ -203,7 +233,7 @@ def _external(program: Program) -> dict[str, tuple[str, int]]:
 def _in_place_pair(program: Program, call, external, owner: dict[str, str], sizes) -> tuple[str, str, int] | None:
     """(buffer overwritten, output, gap) if the call may write its output over its input 0's bytes in the arena,
     starting `gap` bytes before them (KernelCall.overlap_gap)."""
-    if call.overlap_gap is None:
+    if call.overlap_gap is None or program.is_slice(call.outputs[0]):  # other writers share a slice's buffer
         return None
     src = program.root(call.inputs[0])
     src = owner.get(src, src)
@@ -266,11 +296,14 @@ def _schedule_problem(program: Program, overlap: bool = True) -> tuple[list[Task
     external = _external(program)
     ids: dict[str, int] = {}
     sizes: dict[str, int] = {}
+    writers: dict[str, int] = {}
     for call in program.calls:
         for t in (*call.inputs, *call.outputs):
             r = program.root(t)
             ids.setdefault(r, len(ids))
-            sizes.setdefault(r, program.sizes[t])
+            sizes.setdefault(r, program.sizes[r])
+        for r in {program.root(t) for t in call.outputs}:
+            writers[r] = writers.get(r, 0) + 1
     readers: dict[str, int] = {}
     for call in program.calls:
         for r in {program.root(t) for t in call.inputs}:
@@ -291,8 +324,10 @@ def _schedule_problem(program: Program, overlap: bool = True) -> tuple[list[Task
     for call in program.calls:
         reads = [ids[program.root(t)] for t in call.inputs]
         reads += [ids[owner[program.root(t)]] for t in call.inputs if program.root(t) in owner]
-        writes = tuple(ids[program.root(t)] for t in call.outputs)
-        tasks.append(Task(tuple(reads), writes, _align(call.scratch_bytes)))
+        outs = [program.root(t) for t in call.outputs]
+        writes = tuple(ids[r] for r in outs if writers[r] == 1)
+        fills = tuple(ids[r] for r in outs if writers[r] > 1)  # the slices of a concat output and its copy
+        tasks.append(Task(tuple(reads), writes, _align(call.scratch_bytes), fills))
     return tasks, byte_sizes
 
 

@@ -34,7 +34,7 @@ def memory_report(program: Program, plan: ArenaPlan) -> str:
     lines.append(f"arena      {plan.size:,} bytes, placement {plan.strategy}")
     lines.append("strategies " + ", ".join(f"{k} {v:,}" for k, v in plan.strategy_sizes.items()))
     if plan.reordered:
-        moved = sum(i != k for k, i in enumerate(plan.order))
+        moved = sum(i != k for i, k in zip(plan.order, sorted(plan.order)))
         lines.append(
             f"order      {moved} of {len(plan.order)} calls moved: lower bound {plan.given_bound:,} -> "
             f"{plan.lower_bound:,}, arena {plan.given_size:,} -> {plan.size:,} bytes"

@@ -3,7 +3,8 @@
 The problem is abstract here; memory.py builds it from a Program. Tasks read and write buffers (ids); a buffer
 holds its bytes from the step of its first writer to the step of its last reader or writer, and a task also
 holds its scratch bytes during its own step. Task j must follow task i (i < j in the given order) when j reads
-what i writes, or either overwrites what the other touches.
+what i writes, or either overwrites what the other touches. Tasks that fill disjoint parts of one buffer (the
+slices of a concat output) may run in any order among themselves.
 
 The search (Liberis & Lane's operator reordering, as dynamic programming) runs over the sets of executed tasks:
 the bytes live after a set ran depend only on the set, so the best order is a shortest "bottleneck" path
@@ -26,24 +27,31 @@ class Task:
     reads: tuple[int, ...]  # buffer ids
     writes: tuple[int, ...]
     scratch: int = 0  # bytes held during this task's step only
+    fills: tuple[int, ...] = ()  # buffers it writes a part of, disjoint from the other fillers' parts
 
 
 def dependencies(tasks: Sequence[Task]) -> list[int]:
-    """Per task, the bitmask of the earlier tasks it must follow (read-after-write, write-after-read/write)."""
+    """Per task, the bitmask of the earlier tasks it must follow (read-after-write, write-after-read/write; fills
+    follow whole writes and reads, not each other)."""
     writers: dict[int, int] = {}
+    fillers: dict[int, int] = {}
     readers: dict[int, int] = {}
     deps = []
     for i, t in enumerate(tasks):
         d = 0
         for b in t.reads:
-            d |= writers.get(b, 0)
+            d |= writers.get(b, 0) | fillers.get(b, 0)
         for b in t.writes:
+            d |= writers.get(b, 0) | readers.get(b, 0) | fillers.get(b, 0)
+        for b in t.fills:
             d |= writers.get(b, 0) | readers.get(b, 0)
         deps.append(d)
         for b in t.reads:
             readers[b] = readers.get(b, 0) | 1 << i
         for b in t.writes:
             writers[b] = writers.get(b, 0) | 1 << i
+        for b in t.fills:
+            fillers[b] = fillers.get(b, 0) | 1 << i
     return deps
 
 
@@ -55,12 +63,12 @@ class _Model:
         self.writers = [0] * len(sizes)
         self.users = [0] * len(sizes)
         for i, t in enumerate(tasks):
-            for b in t.writes:
+            for b in (*t.writes, *t.fills):
                 self.writers[b] |= 1 << i
-            for b in (*t.reads, *t.writes):
+            for b in (*t.reads, *t.writes, *t.fills):
                 self.users[b] |= 1 << i
-        self.touched = [sorted(set(t.reads) | set(t.writes)) for t in tasks]
-        self.written = [sorted(set(t.writes)) for t in tasks]
+        self.touched = [sorted(set(t.reads) | set(t.writes) | set(t.fills)) for t in tasks]
+        self.written = [sorted(set(t.writes) | set(t.fills)) for t in tasks]
 
     def step(self, done: int, live: int, c: int) -> tuple[int, int]:
         """(bytes live during task c after the set `done` ran with `live` bytes, bytes live after c)."""

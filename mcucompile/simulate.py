@@ -34,9 +34,11 @@ def run_program(program: Program, feeds: Mapping[str, np.ndarray]) -> dict[str, 
     for name, user in zip(program.graph.inputs, program.user_inputs):
         buffers[user] = np.asarray(feeds[name], np.int8).ravel()  # the caller's buffer: ONNX element order
     for call in program.calls:
-        ins = [buffers[program.root(t)] for t in call.inputs]
+        ins = [buffers[program.root(t)] for t in call.inputs]  # never a slice: only its (removed) concat read it
         out = registry.kernel_reference(call.kernel)(call, ins)
-        buffers[program.root(call.outputs[0])] = np.asarray(out, np.int8).ravel()
+        root, offset = program.base(call.outputs[0])
+        buffer = buffers.setdefault(root, np.zeros(program.sizes[root], np.int8))  # slices fill it call by call
+        registry.store_output(call, out, buffer, offset)
     return {
         name: buffers[program.root(user)].reshape(program.graph.tensors[name].shape)
         for name, user in zip(program.graph.outputs, program.user_outputs)

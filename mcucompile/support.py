@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .ir import CompileError, Graph, Node
 from .ops import registry
 from .passes import REMOVED_BY_PASSES
+from .passes.fold_softmax import softmax_patterns
 
 SUPPORTED_DTYPES = frozenset({"float32", "int8", "int32", "int64"})
 
@@ -29,7 +30,8 @@ class NodeSupport:
 
 def node_support(g: Graph, extra_removed: frozenset[str] = REMOVED_BY_PASSES) -> list[NodeSupport]:
     """Every node of `g` (in order) with the reason it cannot be compiled, or None."""
-    return [NodeSupport(n.name, n.op, _reason(n, g, extra_removed)) for n in g.nodes]
+    folded = {n.name for p in softmax_patterns(g) for n in p.nodes}  # the Div by a sum becomes a Softmax
+    return [NodeSupport(n.name, n.op, None if n.name in folded else _reason(n, g, extra_removed)) for n in g.nodes]
 
 
 def _reason(node: Node, g: Graph, removed: frozenset[str]) -> str | None:

@@ -17,7 +17,9 @@ from mcucompile import quant
 from mcucompile.codegen import runtime_dir
 from mcucompile.ir import KernelCall, QuantParams
 from mcucompile.ops import kernel_reference
+from mcucompile.ops.registry import store_output
 from mcucompile.ops.elementwise import add_params, mul_params
+from mcucompile.ops.prelu import prelu_params
 from mcucompile.ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN
 from mcucompile.ops.softmax import softmax_params
 
@@ -88,9 +90,36 @@ def ptr(ffi, a: np.ndarray, ctype="int8_t"):
 
 
 def check(call: KernelCall, inputs, got: np.ndarray) -> None:
-    expected = np.asarray(kernel_reference(call.kernel)(call, inputs), np.int8).ravel()
-    bad = np.flatnonzero(got.ravel() != expected)
-    assert bad.size == 0, f"{bad.size} differ; first at {bad[0]}: C {got.ravel()[bad[0]]} ref {expected[bad[0]]}"
+    check_equal(got, np.asarray(kernel_reference(call.kernel)(call, inputs), np.int8))
+
+
+def output_stride(draw, channels: int) -> tuple[int, int]:
+    """(output_stride, byte offset of the output in its buffer): dense half the time, else a channel slice of a
+    wider tensor (a concatenation) at any channel offset."""
+    if draw(st.booleans()):
+        return 0, 0
+    extra = draw(st.integers(1, 6))
+    return channels + extra, draw(st.integers(0, extra))
+
+
+def output_buffer(call: KernelCall, offset: int) -> np.ndarray:
+    """A buffer for the call's output from byte `offset`, pixels output_stride apart, holding a pattern that the
+    kernel must leave alone outside its slice."""
+    dims = call.params["out_dims"]
+    pixels, step = int(np.prod(dims[:3])), call.params.get("output_stride") or dims[3]
+    return (np.arange(offset + pixels * step) * 37 % 256 - 128).astype(np.int8)
+
+
+def check_stored(call: KernelCall, inputs, before: np.ndarray, offset: int, got: np.ndarray) -> None:
+    """`got` (the whole buffer after the C ran) == `before` with the reference's result stored as the C must."""
+    expected = before.copy()
+    store_output(call, kernel_reference(call.kernel)(call, inputs), expected, offset)
+    check_equal(got, expected)
+
+
+def check_equal(got: np.ndarray, expected: np.ndarray) -> None:
+    bad = np.flatnonzero(got.ravel() != expected.ravel())
+    assert bad.size == 0, f"{bad.size} differ; first at {bad[0]}: C {got.ravel()[bad[0]]} ref {expected.ravel()[bad[0]]}"
 
 
 @st.composite
@@ -122,15 +151,17 @@ def conv_cases(draw, depthwise: bool):
         filter_dims=filt,
         out_dims=(n, oh, ow, cout),
     )
+    params["output_stride"], offset = output_stride(draw, cout)
     arrays = dict(
         weights=weights, bias=rng.integers(-(2**20), 2**20, cout).astype(np.int32), multiplier=mult, shift=shift
     )
     kernel = "mcu_depthwise_conv_s8" if depthwise else "mcu_conv_s8"
     call = KernelCall(kernel, "", "t", params, arrays, scratch_bytes=0 if depthwise else 2 * kh * kw * cin)
-    return call, int8_arrays(draw, n * h * w * cin)
+    return call, int8_arrays(draw, n * h * w * cin), offset
 
 
-def run_conv(c, call, x):
+def run_conv(c, call, x, offset=0):
+    """The whole output buffer (output_buffer) after the kernel wrote its output at byte `offset`."""
     ffi, lib = c
     p, a = call.params, call.arrays
     params = ffi.new(
@@ -142,6 +173,7 @@ def run_conv(c, call, x):
             "padding": dict(zip("hw", p["padding"])),
             "dilation": dict(zip("hw", p["dilation"])),
             "activation": {"min": p["act_min"], "max": p["act_max"]},
+            "output_stride": p.get("output_stride", 0),
         },
     )
     mult, shift = arr(ffi, "int32_t", a["multiplier"]), arr(ffi, "int32_t", a["shift"])
@@ -149,9 +181,11 @@ def run_conv(c, call, x):
     dims = [ffi.new("mcu_dims *", dict(zip("nhwc", p[k]))) for k in ("in_dims", "filter_dims", "out_dims")]
     scratch = ffi.new("int16_t[]", max(call.scratch_bytes // 2, 1))
     ctx = ffi.new("mcu_context *", {"buf": scratch, "size": call.scratch_bytes})
-    out = np.zeros(int(np.prod(p["out_dims"])), np.int8)
+    out = output_buffer(call, offset)
     w, b = arr(ffi, "int8_t", a["weights"]), arr(ffi, "int32_t", a["bias"])
-    status = getattr(lib, call.kernel)(ctx, params, q, dims[0], ptr(ffi, x), dims[1], w, b, dims[2], ptr(ffi, out))
+    status = getattr(lib, call.kernel)(
+        ctx, params, q, dims[0], ptr(ffi, x), dims[1], w, b, dims[2], ptr(ffi, out[offset:])
+    )
     assert status == 0
     return out
 
@@ -159,15 +193,15 @@ def run_conv(c, call, x):
 @SETTINGS
 @given(conv_cases(depthwise=False))
 def test_conv_s8(c, case):
-    call, x = case
-    check(call, [x], run_conv(c, call, x))
+    call, x, offset = case
+    check_stored(call, [x], output_buffer(call, offset), offset, run_conv(c, call, x, offset))
 
 
 @SETTINGS
 @given(conv_cases(depthwise=True))
 def test_depthwise_conv_s8(c, case):
-    call, x = case
-    check(call, [x], run_conv(c, call, x))
+    call, x, offset = case
+    check_stored(call, [x], output_buffer(call, offset), offset, run_conv(c, call, x, offset))
 
 
 @st.composite
@@ -195,20 +229,21 @@ def conv_transpose_cases(draw):
         filter_dims=(cout, kh, kw, cin),
         out_dims=(n, oh, ow, cout),
     )
+    params["output_stride"], offset = output_stride(draw, cout)
     arrays = dict(
         weights=rng.integers(-127, 128, (cout, kh, kw, cin)).astype(np.int8),
         bias=rng.integers(-(2**20), 2**20, cout).astype(np.int32),
         multiplier=mult,
         shift=shift,
     )
-    return KernelCall("mcu_conv_transpose_s8", "", "t", params, arrays), int8_arrays(draw, n * h * w * cin)
+    return KernelCall("mcu_conv_transpose_s8", "", "t", params, arrays), int8_arrays(draw, n * h * w * cin), offset
 
 
 @SETTINGS
 @given(conv_transpose_cases())
 def test_conv_transpose_s8(c, case):
-    call, x = case
-    check(call, [x], run_conv(c, call, x))
+    call, x, offset = case
+    check_stored(call, [x], output_buffer(call, offset), offset, run_conv(c, call, x, offset))
 
 
 @SETTINGS
@@ -299,6 +334,7 @@ def test_pool_s8(c, data, kernel):
         in_dims=(n, h, w, ch),
         out_dims=(n, oh, ow, ch),
     )
+    params["output_stride"], offset = output_stride(data.draw, ch)
     call = KernelCall(kernel, "", "t", params)
     x = int8_arrays(data.draw, n * h * w * ch)
     cp = ffi.new(
@@ -312,12 +348,14 @@ def test_pool_s8(c, data, kernel):
             "count_include_pad": include,
             "pad_value": params["pad_value"],
             "activation": {"min": lo, "max": hi},
+            "output_stride": params["output_stride"],
         },
     )
     dims = [ffi.new("mcu_dims *", dict(zip("nhwc", params[k]))) for k in ("in_dims", "out_dims")]
-    out = np.zeros(n * oh * ow * ch, np.int8)
-    assert getattr(lib, kernel)(ffi.NULL, cp, dims[0], ptr(ffi, x), dims[1], ptr(ffi, out)) == 0
-    check(call, [x], out)
+    before = output_buffer(call, offset)
+    out = before.copy()
+    assert getattr(lib, kernel)(ffi.NULL, cp, dims[0], ptr(ffi, x), dims[1], ptr(ffi, out[offset:])) == 0
+    check_stored(call, [x], before, offset, out)
 
 
 @SETTINGS
@@ -401,6 +439,30 @@ def test_add_sub_mul_s8_broadcast(c, data, op):
     out = x1 if in_place else np.zeros(int(np.prod(dims)), np.int8)
     assert getattr(lib, f"mcu_{kernel}_s8")(ffi.NULL, cp, cshape, ptr(ffi, x1), ptr(ffi, b), ptr(ffi, out)) == 0
     check(call, [a, b], out)
+
+
+@SETTINGS
+@given(st.data())
+def test_prelu_s8(c, data):
+    ffi, lib = c
+    dims = tuple(data.draw(st.integers(1, k)) for k in (2, 4, 5, 6))
+    if data.draw(st.booleans()):
+        dims = (1, 1, 1, data.draw(st.integers(1, 64)))
+    s1 = tuple(int(np.prod(dims[k + 1 :])) if dims[k] > 1 else 0 for k in range(4))  # the input: output's layout
+    s2, alpha = broadcast_operand(data, dims)
+    x = int8_arrays(data.draw, int(np.prod(dims)))
+    qx, qa = quant_params(data), quant_params(data)
+    # both multipliers from underflow to far above 1 (left shifts that saturate)
+    qy = QuantParams.per_tensor(qx.s / data.draw(real_multipliers()), data.draw(st.integers(-128, 127)))
+    params = prelu_params(qx, qa, qy)
+    shape = dict(out_dims=dims, in1_strides=s1, in2_strides=s2)
+    call = KernelCall("mcu_prelu_s8", "", "t", dict(params, **shape, operands=(0, -1)), dict(constant=alpha))
+    cp = ffi.new("mcu_prelu_params *", params)
+    cshape = ffi.new("mcu_broadcast_shape *", {k: list(v) for k, v in shape.items()})
+    x1 = x.copy()
+    out = x1 if data.draw(st.booleans()) else np.zeros(x.size, np.int8)  # in place, as the memory planner may do
+    assert lib.mcu_prelu_s8(ffi.NULL, cp, cshape, ptr(ffi, x1), ptr(ffi, alpha), ptr(ffi, out)) == 0
+    check(call, [x], out)
 
 
 @SETTINGS

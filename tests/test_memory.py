@@ -331,7 +331,7 @@ def tensor_conflicts(program, plan):
             ranges[s] = (plan.offsets[s], plan.offsets[s] + call.scratch_bytes)
     for r in first:
         if r not in ranges:
-            where, at = plan.locate(program, r)
+            where, at, _ = plan.locate(program, r)
             if where == "arena":
                 ranges[r] = (at, at + program.sizes[r])
     bad = []

@@ -76,6 +76,7 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
         in_dims=kernel_dims(x.shape),
         filter_dims=tuple(int(d) for d in weights.shape),
         out_dims=kernel_dims(y.shape),
+        output_stride=0,  # dense; lower.py widens it when the output is a slice of a concatenation
     )
     kernel = "mcu_depthwise_conv_s8" if depthwise else "mcu_conv_s8"
     scratch = 0 if depthwise else 2 * int(np.prod(weights.shape[1:]))  # one im2col column of int16

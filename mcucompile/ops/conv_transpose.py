@@ -122,6 +122,7 @@ def lower_conv_transpose(node: Node, g: Graph) -> list[KernelCall]:
         in_dims=kernel_dims(x.shape),
         filter_dims=tuple(int(d) for d in weights.shape),
         out_dims=kernel_dims(y.shape),
+        output_stride=0,  # dense; lower.py widens it when the output is a slice of a concatenation
     )
     return [
         KernelCall(

@@ -116,13 +116,13 @@ def broadcast_loops(out_shape: Shape, in_shapes: list[Shape]) -> tuple[tuple[int
     return tuple(d for d, _ in merged), [tuple(s[k] for _, s in merged) for k in range(len(in_shapes))]
 
 
-def _is_constant(g: Graph, name: str) -> bool:
+def is_folded_constant(g: Graph, name: str) -> bool:
     """A constant, or (before fold_qdq) a DequantizeLinear/QuantizeLinear of one."""
     t = g.tensors.get(name)
     if t is not None and t.data is not None:
         return True
     producer = g.producer(name)
-    return producer is not None and producer.op in ("DequantizeLinear", "QuantizeLinear") and _is_constant(
+    return producer is not None and producer.op in ("DequantizeLinear", "QuantizeLinear") and is_folded_constant(
         g, producer.inputs[0]
     )
 
@@ -137,11 +137,14 @@ def check_binary(node: Node, g: Graph) -> str | None:
         return f"shapes {a.shape} and {b.shape} do not broadcast"
     if tuple(y.shape) != expected:
         return f"output shape {y.shape} is not the broadcast of {a.shape} and {b.shape}"
-    if _is_constant(g, node.inputs[0]) and _is_constant(g, node.inputs[1]):
+    if is_folded_constant(g, node.inputs[0]) and is_folded_constant(g, node.inputs[1]):
         return "both operands are constants; fold them before compiling (e.g. onnxsim)"
     if node.op == "Div":
-        if not _is_constant(g, node.inputs[1]):
-            return "division by a computed tensor is not supported; only division by a constant (a multiply)"
+        if not is_folded_constant(g, node.inputs[1]):
+            return (
+                "division by a computed tensor is not supported; only division by a constant (a multiply), or "
+                "exp(x [- max]) / its ReduceSum over the last axis of a rank < 4 tensor (a softmax)"
+            )
         if b.data is not None and np.any(np.asarray(b.data) == 0):
             return "the constant divisor contains 0"
     try:
@@ -151,7 +154,7 @@ def check_binary(node: Node, g: Graph) -> str | None:
     return None
 
 
-def _constant_operand(node: Node, index: int, g: Graph) -> tuple[np.ndarray, QuantParams]:
+def constant_operand(node: Node, index: int, g: Graph) -> tuple[np.ndarray, QuantParams]:
     """A constant operand as int8 in its physical layout, and its per-tensor quantization."""
     t = g.tensors[node.inputs[index]]
     value, given = np.asarray(t.data, np.float64), t.quant
@@ -187,7 +190,7 @@ def lower_binary(node: Node, g: Graph) -> list[KernelCall]:
     arrays, qs = {}, [t.quant for t in operands]
     for k, t in enumerate(operands):
         if t.data is not None:
-            arrays["constant"], qs[k] = _constant_operand(node, k, g)
+            arrays["constant"], qs[k] = constant_operand(node, k, g)
     act_min, act_max = quant.activation_range(node.attr("activation"), y.quant)
     params = dict(
         operands=tuple(tensors.index(k) if k in tensors else -1 for k in range(2)),

@@ -164,7 +164,7 @@ def lut_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
 for _op in UNARY:
     register(OpDef(_op, reference=_unary_reference, lower=_lower_lut))
 register(OpDef("PointwiseLut", reference=_chain_reference, lower=_lower_lut))
-for _op in ("Pow", "Max", "Min", "PRelu"):
+for _op in ("Pow", "Max", "Min"):  # PRelu, also a tensor slope, is ops/prelu.py's
     register(
         OpDef(_op, reference=lambda n, a, b: [pointwise(n, [a, b]).astype(np.float32)], lower=_lower_binary_chain_only)
     )

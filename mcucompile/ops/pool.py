@@ -79,6 +79,7 @@ def _pool_params(node: Node, g: Graph) -> dict:
         padding=(win.pads[0], win.pads[1]),
         in_dims=kernel_dims(x.shape),
         out_dims=kernel_dims(y.shape),
+        output_stride=0,  # dense; lower.py widens it when the output is a slice of a concatenation
     )
 
 

@@ -41,6 +41,7 @@ class OpDef:
 
 _OPS: dict[str, OpDef] = {}
 _KERNELS: dict[str, KernelReference] = {}
+_WRITES: dict[str, Callable[[KernelCall], np.ndarray]] = {}  # kernel -> mask of its result's bytes it stores
 
 
 def register(op: OpDef) -> OpDef:
@@ -50,11 +51,17 @@ def register(op: OpDef) -> OpDef:
     return op
 
 
-def register_kernel(name: str) -> Callable[[KernelReference], KernelReference]:
+def register_kernel(
+    name: str, writes: Callable[[KernelCall], np.ndarray] | None = None
+) -> Callable[[KernelReference], KernelReference]:
+    """`writes`: a bool mask over the reference's flat result, the bytes the C kernel stores (default: all)."""
+
     def deco(fn: KernelReference) -> KernelReference:
         if name in _KERNELS:
             raise ValueError(f"kernel {name} is already registered")
         _KERNELS[name] = fn
+        if writes is not None:
+            _WRITES[name] = writes
         return fn
 
     return deco
@@ -75,6 +82,23 @@ def get(op_type: str, node_name: str = "?") -> OpDef:
 
 def kernel_reference(kernel: str) -> KernelReference:
     return _KERNELS[kernel]
+
+
+def store_output(call: KernelCall, values: np.ndarray, out: np.ndarray, offset: int = 0) -> None:
+    """Put a kernel reference's result into `out` (the flat int8 buffer the output lives in) as the C kernel
+    stores it: from byte `offset`, pixel after pixel `output_stride` elements apart when the call has a non-zero
+    one (out_dims[3] channels each), and only the bytes it writes (see register_kernel); the others keep their value.
+    """
+    values = np.asarray(values, np.int8).ravel()
+    index = np.arange(values.size)
+    stride = call.params.get("output_stride", 0)
+    if stride:
+        channels = call.params["out_dims"][3]
+        index = index // channels * stride + index % channels
+    if call.kernel in _WRITES:
+        keep = _WRITES[call.kernel](call).ravel()
+        index, values = index[keep], values[keep]
+    out[offset + index] = values
 
 
 def supported_ops() -> list[str]:

@@ -2,7 +2,9 @@
 
 An ONNX axis maps to its physical axis through layout.storage_perm, so a channel concat or split in NHWC is a
 copy of contiguous runs per pixel. Split and Slice keep the input's quantization; Concat gets its own range
-and requantizes an input only when its quantization differs (TFLite's converter would force equal scales).
+and requantizes an input only when its quantization differs (the quantize pass gives it to the inputs that can
+share it, as TFLite's converter does). lower.py then lets the producers of such inputs write their slice of the
+output themselves, and removes those parts (or the whole call) from the copy.
 """
 
 from __future__ import annotations
@@ -70,7 +72,16 @@ def lower_concat(node: Node, g: Graph) -> list[KernelCall]:
     return [KernelCall("mcu_concat_s8", "kernels/concat_s8.c.j2", node.name, params, {}, node.inputs, node.outputs)]
 
 
-@register_kernel("mcu_concat_s8")
+def concat_writes(call: KernelCall) -> np.ndarray:
+    """The output bytes a (possibly partial) concat call stores: its parts' runs; the rest are written in place."""
+    p = call.params
+    mask = np.zeros((p["outer"], p["out_inner"]), bool)
+    for part in p["parts"]:
+        mask[:, part["offset"] : part["offset"] + part["inner"]] = True
+    return mask
+
+
+@register_kernel("mcu_concat_s8", writes=concat_writes)
 def concat_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
     p = call.params
     out = np.zeros((p["outer"], p["out_inner"]), np.int8)

@@ -40,6 +40,12 @@ def softmax_reference(node: Node, x: np.ndarray) -> list[np.ndarray]:
     return [(e / e.sum(axis=axis, keepdims=True)).astype(np.float32)]
 
 
+def log_softmax_reference(node: Node, x: np.ndarray) -> list[np.ndarray]:
+    axis = int(node.attr("axis", -1))
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return [(shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))).astype(np.float32)]
+
+
 def softmax_params(input_scale: float, beta: float = 1.0) -> tuple[int, int, int]:
     """(input multiplier, left shift, diff_min) as TFLite's PreprocessSoftmaxScaling and CalculateInputRadius."""
     real = min(beta * float(np.float32(input_scale)) * (1 << (31 - SCALED_DIFF_INTEGER_BITS)), (1 << 31) - 1.0)
@@ -132,3 +138,5 @@ def check_softmax(node: Node, g: Graph) -> str | None:
 register(
     OpDef("Softmax", reference=softmax_reference, quant="softmax", lower=lower_softmax, check=check_softmax)
 )
+# The fold_softmax pass rewrites LogSoftmax as Softmax -> Log (a table of the softmax's int8 output).
+register(OpDef("LogSoftmax", reference=log_softmax_reference, check=check_softmax))

@@ -10,6 +10,7 @@ from .fold_batchnorm import fold_batchnorm
 from .fold_channel_shuffle import fold_channel_shuffle
 from .fold_pad import fold_pad
 from .fold_qdq import fold_qdq
+from .fold_softmax import fold_softmax
 from .fuse_activation import fuse_activation
 from .fuse_pointwise import fuse_pointwise
 
@@ -22,6 +23,7 @@ FLOAT_PIPELINE: tuple[Pass, ...] = (
     fold_qdq,
     remove_identity_and_dropout,
     canonicalize,
+    fold_softmax,
     fold_channel_shuffle,
     fold_pad,
     fold_batchnorm,

@@ -3,6 +3,10 @@
 Each op's OpDef says which inputs are weights (and along which axis) and which is the bias; its quant rule
 says where the output's scale comes from. Quantization a QDQ model already gives (Tensor.quant, attached by
 fold_qdq) is honoured exactly; ranges are only used where it is absent.
+
+As TFLite's converter does, a Concat input takes the Concat output's quantization where that is free (see
+concat_shared): the Concat range covers it, and the Concat then copies it without requantizing, or its producer
+writes it in place (lower.py).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def quantize(
             raise CompileError(f"tensor '{name}' reached NaN or infinity during calibration; check the model and data")
         return quant.choose_qparams(lo, hi)
 
+    shared = concat_shared(g)
     for name in g.inputs:
         tensors[name] = replace(tensors[name], dtype="int8", quant=activation_quant(name))
     nodes = []
@@ -65,10 +70,34 @@ def quantize(
                 _quantize_bias(g, node, inputs, op.bias_input, x.quant, wq, tensors, correction)
         for out in node.outputs:
             if out:
-                q = activation_quant(out, op.quant, x.quant)
+                q = activation_quant(shared[out]) if out in shared else activation_quant(out, op.quant, x.quant)
                 tensors[out] = replace(tensors[out], dtype="int8", quant=q)
         nodes.append(Node(node.op, node.name, tuple(inputs), node.outputs, node.attrs))
     return g.rewrite(nodes, tensors)
+
+
+def concat_shared(g: Graph) -> dict[str, str]:
+    """Concat input -> Concat output, for inputs that take the output's quantization: computed by an op with a
+    "calibrated" rule, read by nothing but that Concat, not a graph output, and not quantized by a QDQ model."""
+    shared: dict[str, str] = {}
+    for node in g.nodes:
+        if node.op != "Concat":
+            continue
+        for name in node.inputs:
+            producer = g.producer(name)
+            if (
+                producer is not None
+                and registry.get(producer.op, producer.name).quant == "calibrated"
+                and g.tensors[name].quant is None
+                and name not in g.outputs
+                and all(n is node for n in g.consumers(name))
+            ):
+                shared[name] = node.outputs[0]
+    for name, target in shared.items():  # a Concat feeding a Concat: the outermost one's quantization
+        while target in shared:
+            target = shared[target]
+        shared[name] = target
+    return shared
 
 
 def _quantize_weight(g: Graph, node: Node, inputs: list, index: int, axis: int, tensors: dict) -> QuantParams:

@@ -16,13 +16,15 @@
 /**
  * @brief Per-channel int8 2-D convolution (group = 1).
  * @param[in]  ctx          Scratch of mcu_conv_s8_get_buffer_size() bytes, 2-byte aligned (one int16 im2col column).
- * @param[in]  params       Range of input_offset: [-127, 128]; output_offset: [-128, 127].
+ * @param[in]  params       Range of input_offset: [-127, 128]; output_offset: [-128, 127]; output_stride
+ *                          (elements from one output pixel to the next): 0 (dense) or >= C_OUT.
  * @param[in]  quant        Requantization per output channel, length output_dims->c.
  * @param[in]  input_dims   Format: [N, H, W, C_IN]
  * @param[in]  filter_dims  Format: [C_OUT, HK, WK, C_IN]; HK * WK * C_IN < 66,000 (int32 accumulator).
  * @param[in]  bias         int32, length C_OUT, or NULL.
- * @param[out] output       Format: [N, H_OUT, W_OUT, C_OUT]
- * @return MCU_STATUS_ARG_ERROR if channel counts disagree or the scratch is too small.
+ * @param[out] output       Format: [N, H_OUT, W_OUT, C_OUT], pixel p's channels at output[p * output_stride]
+ *                          when output_stride > 0 (a channel slice of a concatenation); other bytes untouched.
+ * @return MCU_STATUS_ARG_ERROR if channel counts disagree, output_stride is invalid or the scratch is too small.
  */
 MCU_API mcu_status mcu_conv_s8(const mcu_context *ctx,
                                const mcu_conv_params *params,
@@ -41,9 +43,10 @@ MCU_API int32_t mcu_conv_s8_get_buffer_size(const mcu_dims *filter_dims);
 /**
  * @brief Per-channel int8 depthwise convolution; output channel o reads input channel o / (C_OUT / C_IN).
  * @param[in]  ctx          Unused (may be NULL).
+ * @param[in]  params       As mcu_conv_s8 (output_stride: 0 or >= C_OUT).
  * @param[in]  input_dims   Format: [N, H, W, C_IN]
  * @param[in]  filter_dims  Format: [1, HK, WK, C_OUT]; C_OUT is a multiple of C_IN.
- * @param[out] output       Format: [N, H_OUT, W_OUT, C_OUT]
+ * @param[out] output       Format: [N, H_OUT, W_OUT, C_OUT], pixels output_stride apart as mcu_conv_s8.
  */
 MCU_API mcu_status mcu_depthwise_conv_s8(const mcu_context *ctx,
                                          const mcu_conv_params *params,
@@ -62,12 +65,12 @@ MCU_API mcu_status mcu_depthwise_conv_s8(const mcu_context *ctx,
  *        iy * stride.h == oy + padding.h - ky * dilation.h (and likewise for x), plus bias; then requantized.
  *        padding is what is cropped from the top/left of the full scattered output; no scratch is needed.
  * @param[in]  ctx          Unused (may be NULL).
- * @param[in]  params       As mcu_conv_s8; stride >= 1.
+ * @param[in]  params       As mcu_conv_s8 (output_stride included); stride >= 1.
  * @param[in]  input_dims   Format: [N, H, W, C_IN]
  * @param[in]  filter_dims  Format: [C_OUT, HK, WK, C_IN]; HK * WK * C_IN < 66,000 (int32 accumulator).
  * @param[in]  bias         int32, length C_OUT, or NULL.
  * @param[out] output       Format: [N, H_OUT, W_OUT, C_OUT]; any size (output_padding rows get the bias only).
- * @return MCU_STATUS_ARG_ERROR if channel or batch counts disagree or a stride is below 1.
+ * @return MCU_STATUS_ARG_ERROR if channel or batch counts disagree, a stride is below 1 or output_stride is invalid.
  */
 MCU_API mcu_status mcu_conv_transpose_s8(const mcu_context *ctx,
                                          const mcu_conv_params *params,
@@ -99,8 +102,10 @@ MCU_API mcu_status mcu_fully_connected_s8(const mcu_context *ctx,
 
 /**
  * @brief int8 max pooling; input and output share scale and zero point. Taps outside the image are skipped.
+ * @param[in]  params       output_stride (elements from one output pixel to the next): 0 (dense) or >= C.
  * @param[in]  input_dims   Format: [N, H, W, C]
- * @param[out] output       Format: [N, H_OUT, W_OUT, C]
+ * @param[out] output       Format: [N, H_OUT, W_OUT, C], pixel p's channels at output[p * output_stride]
+ *                          when output_stride > 0; other bytes untouched.
  */
 MCU_API mcu_status mcu_max_pool_s8(const mcu_context *ctx,
                                    const mcu_pool_params *params,
@@ -112,6 +117,7 @@ MCU_API mcu_status mcu_max_pool_s8(const mcu_context *ctx,
 /**
  * @brief int8 average pooling with TFLite's rounding (halves away from zero); input and output share
  *        scale and zero point. The divisor counts in-image taps, plus padded ones with count_include_pad.
+ *        Shapes and output_stride as mcu_max_pool_s8.
  */
 MCU_API mcu_status mcu_avg_pool_s8(const mcu_context *ctx,
                                    const mcu_pool_params *params,
@@ -154,6 +160,19 @@ MCU_API mcu_status mcu_mul_s8(const mcu_context *ctx,
                               const int8_t *input1,
                               const int8_t *input2,
                               int8_t *output);
+
+/**
+ * @brief int8 PRelu with a broadcast int8 slope (TFLite Micro's PRELU): with x = input + input_offset,
+ *        x >= 0 gives x requantized by identity_multiplier, x < 0 gives x * (alpha + alpha_offset) requantized by
+ *        alpha_multiplier; plus output_offset, saturated to int8. Shapes as mcu_mul_s8 with the slope as input 2;
+ *        input 1 must walk the output's own layout (in1_strides contiguous), and the output may equal it.
+ */
+MCU_API mcu_status mcu_prelu_s8(const mcu_context *ctx,
+                                const mcu_prelu_params *params,
+                                const mcu_broadcast_shape *shape,
+                                const int8_t *input,
+                                const int8_t *alpha,
+                                int8_t *output);
 
 /** @brief int8 -> int8 with new scale and zero point (TFLite's QUANTIZE of int8); output may equal input. */
 MCU_API mcu_status mcu_requantize_s8(const mcu_context *ctx,

@@ -28,6 +28,17 @@ static inline int32_t mcu_clamp(int32_t v, int32_t lo, int32_t hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* Elements from one output pixel to the next for a params->output_stride field (0: dense, `channels`);
+ * 0 if the stride is invalid (below `channels`), which the kernel reports as an argument error. */
+static inline int32_t mcu_pixel_stride(int32_t output_stride, int32_t channels)
+{
+    if (output_stride == 0)
+    {
+        return channels;
+    }
+    return output_stride >= channels ? output_stride : 0;
+}
+
 /* gemmlowp SaturatingRoundingDoublingHighMul: (a * b * 2 + 2^31) / 2^32, with the one overflow case saturated. */
 static inline int32_t mcu_doubling_high_mul(int32_t a, int32_t b)
 {

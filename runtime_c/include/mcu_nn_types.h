@@ -55,6 +55,8 @@ typedef struct
     mcu_tile padding; /**< Top and left padding; bottom and right follow from the output size */
     mcu_tile dilation;
     mcu_activation activation;
+    int32_t output_stride; /**< Elements from one output pixel to the next: 0 = C_OUT (dense), else >= C_OUT
+                                (the output is a channel slice of a wider tensor, e.g. a concatenation) */
 } mcu_conv_params;
 
 typedef struct
@@ -74,6 +76,7 @@ typedef struct
     int32_t count_include_pad; /**< Average pooling: 1 counts padded taps as the pad value */
     int32_t pad_value;         /**< Average pooling: the int8 value of a padded tap (the zero point) */
     mcu_activation activation;
+    int32_t output_stride; /**< Elements from one output pixel to the next: 0 = C (dense), else >= C */
 } mcu_pool_params;
 
 typedef enum
@@ -134,6 +137,17 @@ typedef struct
     int32_t output_offset;     /**< +(output zero point) */
     mcu_activation activation;
 } mcu_mul_params;
+
+typedef struct
+{
+    int32_t input_offset;        /**< -(input zero point) */
+    int32_t alpha_offset;        /**< -(slope zero point) */
+    int32_t output_offset;       /**< +(output zero point) */
+    int32_t identity_multiplier; /**< Q31 of s_in / s_out, for inputs at or above the input zero point */
+    int32_t identity_shift;      /**< > 0 shifts left */
+    int32_t alpha_multiplier;    /**< Q31 of s_in * s_alpha / s_out, for inputs below the input zero point */
+    int32_t alpha_shift;         /**< > 0 shifts left */
+} mcu_prelu_params;
 
 typedef struct
 {

@@ -20,8 +20,9 @@ MCU_API mcu_status mcu_conv_s8(const mcu_context *ctx,
 {
     const int32_t in_c = input_dims->c;
     const int32_t patch = filter_dims->h * filter_dims->w * in_c;
-    if (filter_dims->c != in_c || filter_dims->n != output_dims->c || ctx == NULL || ctx->buf == NULL ||
-        ctx->size < mcu_conv_s8_get_buffer_size(filter_dims))
+    const int32_t pixel = mcu_pixel_stride(params->output_stride, output_dims->c);
+    if (filter_dims->c != in_c || filter_dims->n != output_dims->c || pixel == 0 || ctx == NULL ||
+        ctx->buf == NULL || ctx->size < mcu_conv_s8_get_buffer_size(filter_dims))
     {
         return MCU_STATUS_ARG_ERROR;
     }
@@ -56,7 +57,7 @@ MCU_API mcu_status mcu_conv_s8(const mcu_context *ctx,
                         }
                     }
                 }
-                int8_t *out = output + (((int64_t)b * output_dims->h + oy) * output_dims->w + ox) * output_dims->c;
+                int8_t *out = output + (((int64_t)b * output_dims->h + oy) * output_dims->w + ox) * pixel;
                 for (int32_t oc = 0; oc < output_dims->c; oc++)
                 {
                     const int8_t *w = filter + (int64_t)oc * patch;

@@ -19,7 +19,9 @@ MCU_API mcu_status mcu_conv_transpose_s8(const mcu_context *ctx,
     const int32_t sh = params->stride.h;
     const int32_t sw = params->stride.w;
     const int32_t patch = filter_dims->h * filter_dims->w * in_c;
-    if (filter_dims->c != in_c || filter_dims->n != out_c || input_dims->n != output_dims->n || sh < 1 || sw < 1)
+    const int32_t pixel = mcu_pixel_stride(params->output_stride, out_c);
+    if (filter_dims->c != in_c || filter_dims->n != out_c || input_dims->n != output_dims->n || sh < 1 || sw < 1 ||
+        pixel == 0)
     {
         return MCU_STATUS_ARG_ERROR;
     }
@@ -30,7 +32,7 @@ MCU_API mcu_status mcu_conv_transpose_s8(const mcu_context *ctx,
         {
             for (int32_t ox = 0; ox < output_dims->w; ox++)
             {
-                int8_t *out = output + (((int64_t)b * output_dims->h + oy) * output_dims->w + ox) * out_c;
+                int8_t *out = output + (((int64_t)b * output_dims->h + oy) * output_dims->w + ox) * pixel;
                 for (int32_t oc = 0; oc < out_c; oc++)
                 {
                     const int8_t *w_oc = filter + (int64_t)oc * patch;

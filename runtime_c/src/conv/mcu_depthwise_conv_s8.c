@@ -15,7 +15,8 @@ MCU_API mcu_status mcu_depthwise_conv_s8(const mcu_context *ctx,
     (void)ctx;
     const int32_t in_c = input_dims->c;
     const int32_t out_c = output_dims->c;
-    if (filter_dims->c != out_c || in_c <= 0 || out_c % in_c != 0)
+    const int32_t pixel = mcu_pixel_stride(params->output_stride, out_c);
+    if (filter_dims->c != out_c || in_c <= 0 || out_c % in_c != 0 || pixel == 0)
     {
         return MCU_STATUS_ARG_ERROR;
     }
@@ -27,7 +28,7 @@ MCU_API mcu_status mcu_depthwise_conv_s8(const mcu_context *ctx,
         {
             for (int32_t ox = 0; ox < output_dims->w; ox++)
             {
-                int8_t *out = output + (((int64_t)b * output_dims->h + oy) * output_dims->w + ox) * out_c;
+                int8_t *out = output + (((int64_t)b * output_dims->h + oy) * output_dims->w + ox) * pixel;
                 for (int32_t oc = 0; oc < out_c; oc++)
                 {
                     const int32_t ic = oc / multiplier;

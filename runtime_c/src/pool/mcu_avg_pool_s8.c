@@ -10,7 +10,8 @@ MCU_API mcu_status mcu_avg_pool_s8(const mcu_context *ctx,
 {
     (void)ctx;
     const int32_t ch = input_dims->c;
-    if (output_dims->c != ch)
+    const int32_t pixel = mcu_pixel_stride(params->output_stride, ch);
+    if (output_dims->c != ch || pixel == 0)
     {
         return MCU_STATUS_ARG_ERROR;
     }
@@ -26,7 +27,7 @@ MCU_API mcu_status mcu_avg_pool_s8(const mcu_context *ctx,
         {
             for (int32_t ox = 0; ox < output_dims->w; ox++)
             {
-                int8_t *out = output + (((int64_t)b * output_dims->h + oy) * output_dims->w + ox) * ch;
+                int8_t *out = output + (((int64_t)b * output_dims->h + oy) * output_dims->w + ox) * pixel;
                 for (int32_t c = 0; c < ch; c++)
                 {
                     int32_t sum = 0;
