@@ -115,7 +115,7 @@ def plan(program: Program) -> tuple[Program, ArenaPlan]:
     given = plan_memory(program)
     concats = in_place_concats(program)
     if not concats:
-        return _ordered(program, tuple(range(len(program.calls))), given)
+        return _final(*_ordered(program, tuple(range(len(program.calls))), given))
     results: dict[frozenset[str], tuple[Program, ArenaPlan]] = {}
 
     def trial(nodes: frozenset[str]) -> tuple[Program, ArenaPlan]:
@@ -128,7 +128,14 @@ def plan(program: Program) -> tuple[Program, ArenaPlan]:
         fewer = chosen - {node} if node is not None else frozenset()
         if trial(fewer)[1].size < trial(chosen)[1].size:
             chosen = fewer
-    return trial(chosen)
+    return _final(*trial(chosen))
+
+
+def _final(program: Program, chosen: ArenaPlan) -> tuple[Program, ArenaPlan]:
+    """The chosen program placed once more with every strategy: the trials compare heuristic placements only,
+    since the exact search is the costly one (it can only shrink the winner's arena)."""
+    full = plan_memory(program)  # the same heuristics run again, so never larger
+    return program, replace(full, order=chosen.order, given_bound=chosen.given_bound, given_size=chosen.given_size)
 
 
 def _ordered(program: Program, index: tuple[int, ...], given: ArenaPlan) -> tuple[Program, ArenaPlan]:
@@ -136,7 +143,7 @@ def _ordered(program: Program, index: tuple[int, ...], given: ArenaPlan) -> tupl
     given one: the search's with overlapping outputs modelled, and with only plain in-place calls (an order built
     around non-overlapping buffers can still be the smaller one). `index`: per call, its index in the lowered
     program, which the plan's order refers to; `given`: the plan of the lowered program as lowered."""
-    first = plan_memory(program)
+    first = plan_memory(program, exact_search=False)
     best = program, first
     tried = {first.order}
     for overlap in (True, False):
@@ -145,7 +152,7 @@ def _ordered(program: Program, index: tuple[int, ...], given: ArenaPlan) -> tupl
             continue
         tried.add(order)
         moved = replace(program, calls=tuple(program.calls[i] for i in order))
-        better = plan_memory(moved)
+        better = plan_memory(moved, exact_search=False)
         if better.size < best[1].size:  # the search sees only lifetimes; the placement decides
             best = moved, replace(better, order=order)
     moved, chosen = best
@@ -153,8 +160,9 @@ def _ordered(program: Program, index: tuple[int, ...], given: ArenaPlan) -> tupl
     return moved, replace(chosen, order=order, given_bound=given.lower_bound, given_size=given.size)
 
 
-def plan_memory(program: Program) -> ArenaPlan:
-    """Place the buffers of the program's calls, in their given order.
+def plan_memory(program: Program, exact_search: bool = True) -> ArenaPlan:
+    """Place the buffers of the program's calls, in their given order: every heuristic, then (with
+    `exact_search`) the exact search seeded with the best of them.
 
     Overlapping an output with its input never adds bytes at that step, but ties the two buffers' offsets, and a
     chain of such ties drifts (each pointwise expansion sits its gap below its input). So merges are chosen
@@ -210,11 +218,16 @@ def plan_memory(program: Program) -> ArenaPlan:
                 arena = size
         options = list(dict.fromkeys([frozenset(chosen), frozenset(candidates), frozenset()]))
     results = []
-    for steps in options:
+    for steps in options:  # compared by the heuristics; the exact search then refines the winner only
         buffers, members = layout(steps)
-        offsets, strategy, strategy_sizes = place(buffers)
-        results.append((arena_size(buffers, offsets), buffers, members, offsets, strategy, strategy_sizes))
-    size, buffers, members, offsets, strategy, strategy_sizes = min(results, key=lambda r: r[0])
+        placed = place(buffers, HEURISTICS)
+        results.append((arena_size(buffers, placed[0]), buffers, members, placed))
+    size, buffers, members, (offsets, strategy, strategy_sizes) = min(results, key=lambda r: r[0])
+    refined = exact(buffers, offsets) if exact_search else None
+    if refined is not None:
+        strategy_sizes = {**strategy_sizes, "exact": arena_size(buffers, refined)}
+        if strategy_sizes["exact"] < size:
+            offsets, strategy, size = refined, "exact", strategy_sizes["exact"]
     bound = lower_bound(buffers)
     order = tuple(range(len(program.calls)))
     merged = {name: src for name, (src, _, _) in members.items() if src}
