@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import mcucompile
 from conftest import assert_bit_exact, make_model
+from mcucompile.memory import scratch_name
 from mcucompile.verify import SANITIZE_FLAGS, STRICT_CFLAGS, run_executable
 from test_cli import small_model
 
@@ -273,6 +274,65 @@ def test_runtime_never_writes_outside_the_arena_or_the_output(tmp_path, name):
     compiled = compile_example(name)
     r = build_and_run(tmp_path, compiled, CANARY_HARNESS, f"-D{name.upper()}_EXTERNAL_ARENA")
     assert r.returncode == 0, (r.returncode, r.stderr.decode()[:2000])
+
+
+WATCH_HARNESS = r"""
+#include <stdio.h>
+#include <string.h>
+#include "{name}.h"
+
+/* After every kernel call (the model's {P}_AFTER_CALL hook), the whole arena goes to stdout. */
+void watch(int step, const uint8_t *arena)
+{{
+    (void)step;
+    fwrite(arena, 1, {P}_ARENA_SIZE, stdout);
+}}
+
+int main(void)
+{{
+    static int8_t in[{P}_INPUT_SIZE], out[{P}_OUTPUT_SIZE];
+    static uint8_t arena[{P}_ARENA_SIZE + 4];
+    for (int i = 0; i < {P}_INPUT_SIZE; i++)
+        in[i] = (int8_t)((i * 37) % 256 - 128);
+    memset(arena, 0xA5, sizeof arena);
+    return {name}_run_with_arena(arena, in, out);
+}}
+"""
+
+
+def _zoo_model(family: str) -> mcucompile.CompiledModel:
+    import zoo
+
+    size = zoo.sizes(family)[0]
+    return mcucompile.compile(zoo.export(family, 17, size), name="z", calibration=zoo.samples(family, size, 8, 1))
+
+
+@pytest.mark.parametrize("source", ["digits", "kws", "vww", "ic", "squeezenet", "shufflenet_v2", "efficientnet_b0"])
+def test_every_call_writes_only_its_own_output_and_scratch(tmp_path, source):
+    """The arena after each call, from the C itself: every byte a call changes lies in its output's buffer or its
+    scratch (as the plan places them), so no call clobbers another live tensor, whatever overlap, in-place or
+    zero-copy concat the planner chose. The arena starts filled with a canary pattern."""
+    compiled = compile_example(source) if source in ("digits", "kws", "vww", "ic") else _zoo_model(source)
+    P = compiled.name.upper()
+    (tmp_path / "watch.h").write_text("#include <stdint.h>\nvoid watch(int step, const uint8_t *arena);\n")
+    r = build_and_run(tmp_path, compiled, WATCH_HARNESS, f"-D{P}_EXTERNAL_ARENA",
+                      f"-D{P}_AFTER_CALL(step,arena)=watch(step,arena)", "-include", str(tmp_path / "watch.h"))
+    assert r.returncode == 0, (r.returncode, r.stderr.decode()[:2000])
+    program, plan = compiled.program, compiled.plan
+    snaps = np.frombuffer(r.stdout, np.uint8).reshape(len(program.calls), plan.size)
+    before = np.full(plan.size, 0xA5, np.uint8)
+    for step, (call, after) in enumerate(zip(program.calls, snaps)):
+        allowed = np.zeros(plan.size, bool)
+        for t in call.outputs:
+            kind, at, _ = plan.locate(program, t)
+            if kind == "arena":
+                allowed[at : at + program.sizes[program.base(t)[0]]] = True
+        if call.scratch_bytes:
+            at = plan.offsets[scratch_name(step)]
+            allowed[at : at + call.scratch_bytes] = True
+        stray = np.flatnonzero((after != before) & ~allowed)
+        assert stray.size == 0, f"step {step} ({call.kernel}, node '{call.node}') wrote bytes {stray[:8]} outside its tensors"
+        before = after
 
 
 def test_null_pointers_are_refused_and_extreme_floats_saturate(tmp_path):
