@@ -1,4 +1,4 @@
-"""The `mcucompile` command line: compile, check, verify, report, demo. Errors print one line and exit 2."""
+"""The `mcucompile` command line: compile, check, verify, report, bench, demo. Errors print one line and exit 2."""
 
 from __future__ import annotations
 
@@ -70,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("model", help="ONNX model")
     k.add_argument("--input-shape", action="append", type=_shape_arg, default=[], metavar="NAME=D0,D1,...")
 
+    b = sub.add_parser("bench", help="cross-compile for a Cortex-M core, emulate one inference, report its cost")
+    b.add_argument("model", help="ONNX model")
+    b.add_argument("--target", default="cortex-m4", choices=["cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33"])
+    b.add_argument("--name", default="model", help="C prefix (default: model)")
+    b.add_argument("--calibration", help="as for compile; its first sample is also the benchmarked input")
+    b.add_argument("--input-shape", action="append", type=_shape_arg, default=[], metavar="NAME=D0,D1,...")
+
     d = sub.add_parser("demo", help="compile and verify the bundled digits DS-CNN example")
     d.add_argument("-o", "--out", default="build")
     return p
@@ -94,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args.model, args.calibration, dict(args.input_shape), args.png)
         if args.command == "check":
             return _check(args.model, dict(args.input_shape))
+        if args.command == "bench":
+            return _bench(args.model, args.target, args.name, args.calibration, dict(args.input_shape))
         if args.command == "verify":
             return _verify(args.model, args.build_dir, args.name, args.data, args.labels)
         return _demo(args.out)
@@ -157,6 +166,25 @@ def _check(model, input_shapes) -> int:
             print(f"{Path(model).name}: every node passes its own checks, but compiling fails: {exc}")
             return 2
     print(f"{Path(model).name}: supported (a trial compile succeeded)")
+    return 0
+
+
+def _bench(model, target, name, calibration, input_shapes) -> int:
+    from . import compile as compile_model
+    from .bench import bench_compiled, require_tools
+
+    require_tools()  # fail before the compile, not after it
+    compiled = compile_model(model, name=name, calibration=calibration, input_shapes=input_shapes or None)
+    sample = None
+    if calibration and str(calibration).endswith(".npy"):
+        data = _load_npy(calibration, "calibration")
+        shape = compiled.float_graph.tensors[compiled.graph.inputs[0]].shape
+        if data.size >= int(np.prod(shape)):
+            sample = compiled.quantize_input(data.reshape(-1, *shape)[0])
+    result = bench_compiled(compiled, target, sample)
+    print(result.report())
+    if result.status != 0:
+        raise CompileError(f"{name}_run returned {result.status} in the emulator")
     return 0
 
 
