@@ -22,7 +22,7 @@ class ModelStats:
 
 def call_macs(call: KernelCall) -> int:
     p = call.params
-    if call.kernel == "mcu_conv_s8":
+    if call.kernel in ("mcu_conv_s8", "mcu_conv_1x1_s8_fast"):
         o, kh, kw, c = p["filter_dims"]
         return int(np.prod(p["out_dims"])) * kh * kw * c
     if call.kernel == "mcu_depthwise_conv_s8":

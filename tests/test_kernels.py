@@ -28,6 +28,16 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 @pytest.fixture(scope="module")
 def c():
+    return build_runtime()
+
+
+@pytest.fixture(scope="module")
+def c_dsp():
+    """The runtime with -DMCU_EMULATE_DSP: the *_fast kernels take their DSP path on portable intrinsics."""
+    return build_runtime("-DMCU_EMULATE_DSP")
+
+
+def build_runtime(*flags: str):
     root = runtime_dir()
     tmp = Path(tempfile.mkdtemp(prefix="mcu_kernels_"))
     lib = tmp / "libmcu_nn.so"
@@ -45,6 +55,7 @@ def c():
             "-shared",
             "-fsanitize=undefined",
             "-fno-sanitize-recover=undefined",
+            *flags,
             "-I",
             str(root / "include"),
             *sources,
@@ -202,6 +213,69 @@ def test_conv_s8(c, case):
 def test_depthwise_conv_s8(c, case):
     call, x, offset = case
     check_stored(call, [x], output_buffer(call, offset), offset, run_conv(c, call, x, offset))
+
+
+@st.composite
+def conv_1x1_fast_cases(draw):
+    """mcu_conv_1x1_s8_fast calls as ops/conv.py lowers them (bias with the input offset folded in), odd and even
+    pixel counts and output channels, input channels around the 4-byte blocks of the DSP path; and the same conv
+    as an mcu_conv_s8 call with the plain bias."""
+    n, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    cin, cout = draw(st.integers(1, 13)), draw(st.integers(1, 7))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    weights = draw(st.sampled_from(["random", "extremes"]))
+    if weights == "random":
+        weights = rng.integers(-127, 128, (cout, 1, 1, cin)).astype(np.int8)
+    else:
+        weights = rng.choice(np.array([-127, 127], np.int8), (cout, 1, 1, cin))
+    mult, shift = quant.quantize_multipliers([draw(real_multipliers()) for _ in range(cout)])
+    lo, hi = draw(activation())
+    params = dict(
+        input_offset=draw(st.sampled_from([-127, 128, 0]) | st.integers(-127, 128)),
+        output_offset=draw(st.integers(-128, 127)),
+        stride=(1, 1),
+        padding=(0, 0),
+        dilation=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        act_min=lo,
+        act_max=hi,
+        in_dims=(n, h, w, cin),
+        filter_dims=(cout, 1, 1, cin),
+        out_dims=(n, h, w, cout),
+    )
+    params["output_stride"], offset = output_stride(draw, cout)
+    bias = rng.integers(-(2**20), 2**20, cout).astype(np.int32)
+    folded = (bias + params["input_offset"] * weights.reshape(cout, -1).astype(np.int64).sum(axis=1)).astype(np.int32)
+    fast = KernelCall("mcu_conv_1x1_s8_fast", "", "t", params,
+                      dict(weights=weights, bias=folded, multiplier=mult, shift=shift), scratch_bytes=2 * cin)
+    generic = KernelCall("mcu_conv_s8", "", "t", params,
+                         dict(weights=weights, bias=bias, multiplier=mult, shift=shift), scratch_bytes=2 * cin)
+    return fast, generic, int8_arrays(draw, n * h * w * cin), offset
+
+
+@pytest.mark.parametrize("path", ["portable", "emulated_dsp"])
+@SETTINGS
+@given(case=conv_1x1_fast_cases())
+def test_conv_1x1_s8_fast(c, c_dsp, path, case):
+    fast, generic, x, offset = case
+    got = run_conv(c if path == "portable" else c_dsp, fast, x, offset)
+    check_stored(fast, [x], output_buffer(fast, offset), offset, got)
+    check_stored(generic, [x], output_buffer(fast, offset), offset, got)  # the fold changes nothing
+
+
+def test_conv_1x1_s8_fast_rejects_what_it_does_not_implement(c):
+    ffi, lib = c
+    base = dict(input_offset=0, output_offset=0, stride=(1, 1), padding=(0, 0), dilation=(1, 1), act_min=-128,
+                act_max=127, in_dims=(1, 2, 2, 3), filter_dims=(2, 1, 1, 3), out_dims=(1, 2, 2, 2), output_stride=0)
+    arrays = dict(weights=np.ones((2, 1, 1, 3), np.int8), bias=np.zeros(2, np.int32),
+                  multiplier=np.full(2, 2**30, np.int32), shift=np.zeros(2, np.int32))
+    x = np.zeros(12, np.int8)
+    for change in (dict(stride=(2, 1)), dict(padding=(0, 1)), dict(filter_dims=(2, 3, 1, 1)),
+                   dict(out_dims=(1, 1, 2, 2))):
+        call = KernelCall("mcu_conv_1x1_s8_fast", "", "t", {**base, **change}, arrays, scratch_bytes=6)
+        with pytest.raises(AssertionError):
+            run_conv(c, call, x)
+    with pytest.raises(AssertionError):  # scratch too small
+        run_conv(c, KernelCall("mcu_conv_1x1_s8_fast", "", "t", base, arrays, scratch_bytes=4), x)
 
 
 @st.composite

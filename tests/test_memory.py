@@ -285,8 +285,40 @@ def c_loop_gap(kind, in_dims, out_dims, kernel, stride, pad, dil):
     return gap
 
 
+def gemm_loop_gap(in_dims, out_dims):
+    """The oracle for mcu_conv_1x1_s8_fast: pixels two at a time across rows and images, the pair's input copied
+    (every byte read) before its output channels are written, a lone last pixel alone."""
+    n, h, w, cin = in_dims
+    cout = out_dims[3]
+    pixels, events = n * h * w, []
+    for p in range(0, pixels, 2):
+        pair = range(p, min(p + 2, pixels))
+        events += [(False, q * cin + ic) for q in pair for ic in range(cin)]
+        for oc in range(0, cout, 2):
+            events += [(True, q * cout + o) for q in pair for o in range(oc, min(oc + 2, cout))]
+    gap, lowest_later = -pixels * cin, None
+    for is_write, byte in reversed(events):
+        if not is_write:
+            lowest_later = byte if lowest_later is None else min(lowest_later, byte)
+        elif lowest_later is not None:
+            gap = max(gap, byte + 1 - lowest_later)
+    return gap
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 2), st.integers(1, 5), st.integers(1, 5), st.integers(1, 6), st.integers(1, 7))
+def test_overlap_gap_of_the_1x1_gemm_matches_a_trace_of_its_c_loops(n, h, w, cin, cout):
+    from mcucompile.ops.window import overlap_gap
+
+    dims_in, dims_out = (n, h, w, cin), (n, h, w, cout)
+    got = overlap_gap(dims_in, dims_out, (1, 1), (1, 1), (0, 0), (1, 1), per_channel=False, pixels_per_step=2)
+    assert got == gemm_loop_gap(dims_in, dims_out)
+
+
 def call_gap_oracle(call):
     p = call.params
+    if call.kernel == "mcu_conv_1x1_s8_fast":
+        return gemm_loop_gap(p["in_dims"], p["out_dims"])
     if call.kernel in ("mcu_conv_s8", "mcu_depthwise_conv_s8"):
         kind, kernel = ("conv" if call.kernel == "mcu_conv_s8" else "channelwise"), p["filter_dims"][1:3]
     else:
@@ -435,7 +467,8 @@ def test_random_window_chains_overlap_in_place_bit_exact_under_sanitizers(case):
     compiled, _ = check_model(model, shape, min_sqnr=-100.0, n_test=4)
     assert overlapping_pairs(compiled.plan) == [] and tensor_conflicts(compiled.program, compiled.plan) == []
     for call in compiled.program.calls:
-        if call.kernel in ("mcu_conv_s8", "mcu_depthwise_conv_s8", "mcu_max_pool_s8", "mcu_avg_pool_s8"):
+        if call.kernel in ("mcu_conv_s8", "mcu_conv_1x1_s8_fast", "mcu_depthwise_conv_s8", "mcu_max_pool_s8",
+                           "mcu_avg_pool_s8"):
             assert call.overlap_gap == call_gap_oracle(call)
 
 

@@ -80,22 +80,41 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
     )
     kernel = "mcu_depthwise_conv_s8" if depthwise else "mcu_conv_s8"
     scratch = 0 if depthwise else 2 * int(np.prod(weights.shape[1:]))  # one im2col column of int16
+    per_step = 1
+    weights = np.ascontiguousarray(weights)
+    folded = None if depthwise else _pointwise_bias(weights, bias, params, win)
+    if folded is not None:
+        # 1x1, stride 1, unpadded: the int8 GEMM kernel, input offset folded into the bias (exact in int32).
+        kernel, bias, scratch, per_step = "mcu_conv_1x1_s8_fast", folded, 2 * int(x.shape[1]), 2
     return [
         KernelCall(
             kernel=kernel,
             template="kernels/conv_s8.c.j2",
             node=node.name,
             params=params,
-            arrays=dict(weights=np.ascontiguousarray(weights), bias=bias, multiplier=mult, shift=shift),
+            arrays=dict(weights=weights, bias=bias, multiplier=mult, shift=shift),
             inputs=(node.inputs[0],),
             outputs=node.outputs,
             scratch_bytes=scratch,
             overlap_gap=overlap_gap(
                 params["in_dims"], params["out_dims"], win.kernel, win.strides, win.pads, win.dilations,
                 per_channel=depthwise,  # depthwise: channel by channel; conv: im2col of the pixel first
+                pixels_per_step=per_step,  # the 1x1 GEMM reads a pair of pixels before writing either
             ),
         )
     ]
+
+
+def _pointwise_bias(weights: np.ndarray, bias: np.ndarray | None, params: dict, win: Window) -> np.ndarray | None:
+    """bias + input_offset * sum(w) per output channel (int32) when the conv suits mcu_conv_1x1_s8_fast (1x1
+    kernel, stride 1, no padding, the sum in int32), else None."""
+    if weights.shape[1:3] != (1, 1) or tuple(win.strides) != (1, 1) or any(win.pads):
+        return None
+    b = np.zeros(weights.shape[0], np.int64) if bias is None else bias.astype(np.int64)
+    folded = b + params["input_offset"] * weights.reshape(weights.shape[0], -1).astype(np.int64).sum(axis=1)
+    if folded.min(initial=0) < -(2**31) or folded.max(initial=0) > 2**31 - 1:
+        return None
+    return folded.astype(np.int32)
 
 
 def _window_of_call(call: KernelCall, kh: int, kw: int) -> Window:
@@ -128,6 +147,15 @@ def conv_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
     n, _, _, _, oh, ow = cols.shape
     cols = cols.transpose(0, 4, 5, 2, 3, 1).reshape(n * oh * ow, kh * kw * c)
     return _finish(call, cols @ w.reshape(o, -1).T)
+
+
+@register_kernel("mcu_conv_1x1_s8_fast")
+def conv_1x1_s8_fast_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
+    """The raw int8 input times the weights, plus the bias with the input offset folded in (lower_conv)."""
+    w = call.arrays["weights"].astype(np.int64)  # [O, 1, 1, I]
+    n, h, wd, c = call.params["in_dims"]
+    x = to_logical(inputs[0], (n, c, h, wd)).astype(np.int64).transpose(0, 2, 3, 1).reshape(-1, c)
+    return _finish(call, x @ w.reshape(w.shape[0], -1).T)
 
 
 @register_kernel("mcu_depthwise_conv_s8")

@@ -81,7 +81,9 @@ def tap_inside(in_hw: tuple[int, int], win: Window, lo: tuple[int, int], hi: tup
     return my[:, None, :, None] & mx[None, :, None, :]
 
 
-def overlap_gap(in_dims, out_dims, kernel, strides, pads, dilations, *, per_channel: bool) -> int:
+def overlap_gap(
+    in_dims, out_dims, kernel, strides, pads, dilations, *, per_channel: bool, pixels_per_step: int = 1
+) -> int:
     """The smallest (input offset - output offset) in bytes at which a kernel walking its NHWC output pixel by
     pixel (batch, row, column) may write the output over its own input: no write lands on an input byte that a
     later step still reads. Any larger gap is safe too. `pads` = (top, left); taps outside the image are skipped.
@@ -89,6 +91,9 @@ def overlap_gap(in_dims, out_dims, kernel, strides, pads, dilations, *, per_chan
     per_channel=False: a pixel's whole window is read (im2col into scratch) before its channels are written
     (mcu_conv_s8). per_channel=True: output channel oc is written right after its window of input channel
     oc // (C_out // C_in) is read, channel after channel (mcu_depthwise_conv_s8, mcu_{max,avg}_pool_s8).
+    pixels_per_step=k (per_channel=False only): the pixels are taken k at a time in (batch, row, column) order
+    across rows, the k windows all read before any of the k pixels' channels is written (mcu_conv_1x1_s8_fast
+    copies a pair of input pixels to scratch first).
     """
     n, h, w, c_in = (int(d) for d in in_dims)
     _, oh, ow, c_out = (int(d) for d in out_dims)
@@ -106,9 +111,13 @@ def overlap_gap(in_dims, out_dims, kernel, strides, pads, dilations, *, per_chan
     never = np.int64(n * h * w * c_in)  # above every input byte: a window with no in-image tap reads nothing
     low = np.where(reads, low.ravel(), never).astype(np.int64)
     pixels = low.size
-    later = np.append(np.minimum.accumulate(low[::-1])[::-1][1:], never)  # lowest byte read by any later pixel
-    # The last channel of pixel p is written before every read of the pixels after p.
+    suffix = np.append(np.minimum.accumulate(low[::-1])[::-1], never)  # lowest byte read by pixel >= index
+    # The last channel of pixel p is written before every read of the pixels of later steps.
+    step_end = np.minimum((np.arange(pixels) // pixels_per_step + 1) * pixels_per_step, pixels)
+    later = suffix[step_end]
     gaps = np.where(later < never, (np.arange(pixels) + 1) * c_out - later, -never)
+    if per_channel and pixels_per_step != 1:
+        raise ValueError("pixels_per_step applies to per_channel=False kernels only")
     if per_channel and c_out > 1:
         # Channel oc of pixel p is written before the reads of channels oc+1.. of the same window; the worst is
         # oc = C_out - 2 (the next read is input channel (C_out - 1) // multiplier at the lowest tap).

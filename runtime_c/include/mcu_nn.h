@@ -41,6 +41,31 @@ MCU_API mcu_status mcu_conv_s8(const mcu_context *ctx,
 MCU_API int32_t mcu_conv_s8_get_buffer_size(const mcu_dims *filter_dims);
 
 /**
+ * @brief Per-channel int8 1x1 convolution, stride 1, no padding, as an int8 GEMM (2 pixels x 2 output channels
+ *        per step; two MACs per SMLAD where MCU_DSP, see mcu_nn_support.h). Same results as mcu_conv_s8 given
+ *        bias'[o] = bias[o] + input_offset * sum(filter[o]) (folded at compile time; input_offset is not read).
+ * @param[in]  ctx          Scratch of mcu_conv_1x1_s8_fast_get_buffer_size() bytes: a pair of input pixels is
+ *                          copied there before any of its outputs is written.
+ * @param[in]  params       stride 1, padding 0; output_stride as mcu_conv_s8.
+ * @param[in]  filter_dims  Format: [C_OUT, 1, 1, C_IN]
+ * @param[in]  bias         int32, length C_OUT, with the input offset folded in (not NULL).
+ * @param[out] output       Format: [N, H, W, C_OUT], pixels output_stride apart as mcu_conv_s8.
+ */
+MCU_API mcu_status mcu_conv_1x1_s8_fast(const mcu_context *ctx,
+                                        const mcu_conv_params *params,
+                                        const mcu_per_channel_quant *quant,
+                                        const mcu_dims *input_dims,
+                                        const int8_t *input,
+                                        const mcu_dims *filter_dims,
+                                        const int8_t *filter,
+                                        const int32_t *bias,
+                                        const mcu_dims *output_dims,
+                                        int8_t *output);
+
+/** @brief Scratch bytes of mcu_conv_1x1_s8_fast: 2 * C_IN. */
+MCU_API int32_t mcu_conv_1x1_s8_fast_get_buffer_size(const mcu_dims *input_dims);
+
+/**
  * @brief Per-channel int8 depthwise convolution; output channel o reads input channel o / (C_OUT / C_IN).
  * @param[in]  ctx          Unused (may be NULL).
  * @param[in]  params       As mcu_conv_s8 (output_stride: 0 or >= C_OUT).

@@ -6,6 +6,7 @@
 #define MCU_NN_SUPPORT_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "mcu_nn_types.h"
 
@@ -76,6 +77,55 @@ static inline int32_t mcu_requantize(int32_t x, int32_t multiplier, int32_t shif
         shifted = INT32_MIN;
     }
     return mcu_divide_by_pot(mcu_doubling_high_mul((int32_t)shifted, multiplier), right);
+}
+
+/* Two-MACs-per-instruction helpers for the *_fast kernels. MCU_DSP is 1 where they are available: on
+ * Armv7E-M / Armv8-M with the DSP extension (ACLE intrinsics), or anywhere with -DMCU_EMULATE_DSP (portable C
+ * twins of the same instructions, so the host tests run the DSP code path bit for bit). Otherwise the kernels
+ * take their portable C path (Cortex-M0+, RISC-V, host). */
+#if defined(__GNUC__)
+#define MCU_MAYBE_UNUSED __attribute__((unused)) /* a model without a *_fast kernel leaves these unused */
+#else
+#define MCU_MAYBE_UNUSED
+#endif
+#if defined(MCU_EMULATE_DSP)
+#define MCU_DSP 1
+/* SXTB16: bytes 0 and 2 of x, sign-extended into the low and high halfword. */
+MCU_MAYBE_UNUSED static inline int32_t mcu_sxtb16(uint32_t x)
+{
+    const uint32_t lo = (uint32_t)(uint16_t)(int16_t)(int8_t)(uint8_t)(x & 0xFFu);
+    const uint32_t hi = (uint32_t)(uint16_t)(int16_t)(int8_t)(uint8_t)((x >> 16) & 0xFFu);
+    return (int32_t)(lo | (hi << 16));
+}
+/* SMLAD: acc + lo(a) * lo(b) + hi(a) * hi(b), halfwords signed, the sum wrapping modulo 2^32 as the
+ * instruction does. */
+MCU_MAYBE_UNUSED static inline int32_t mcu_smlad(int32_t a, int32_t b, int32_t acc)
+{
+    const int32_t alo = (int16_t)(uint16_t)((uint32_t)a & 0xFFFFu), ahi = (int16_t)(uint16_t)((uint32_t)a >> 16);
+    const int32_t blo = (int16_t)(uint16_t)((uint32_t)b & 0xFFFFu), bhi = (int16_t)(uint16_t)((uint32_t)b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)(alo * blo) + (uint32_t)(ahi * bhi));
+}
+#elif defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define MCU_DSP 1
+#define mcu_sxtb16(x) __sxtb16((int32_t)(x))
+#define mcu_smlad(a, b, acc) __smlad((a), (b), (acc))
+#else
+#define MCU_DSP 0
+#endif
+
+/* x rotated right by 8 bits: with mcu_sxtb16, bytes 1 and 3 (the compiler folds the rotation into SXTB16). */
+MCU_MAYBE_UNUSED static inline uint32_t mcu_ror8(uint32_t x)
+{
+    return (x >> 8) | (x << 24);
+}
+
+/* Four bytes from any address as one word (one LDR on Cortex-M3/M4/M7/M33, which allow unaligned LDR). */
+MCU_MAYBE_UNUSED static inline uint32_t mcu_read_u32(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
 #endif /* MCU_NN_SUPPORT_H */
