@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .ir import CompileError
+from .cformat import printable
 
 # -mcpu and float ABI per core (the FPU only matters for float code: the int8 kernels use none).
 TARGETS: dict[str, tuple[str, ...]] = {
@@ -169,7 +170,7 @@ class BenchResult:
             step = {-1: "pre", -2: "post"}.get(layer.step, str(layer.step))
             lines.append(
                 f"{step:>4}  {layer.kernel:<28} {layer.macs:>12,} {layer.instructions:>13,} {layer.cycles:>13,} "
-                f"{per_mac(layer.cycles, layer.macs):>8}  {layer.node}"
+                f"{per_mac(layer.cycles, layer.macs):>8}  {printable(layer.node)}"
             )
         lines.append(
             f"{'':>4}  {'total':<28} {self.macs:>12,} {self.instructions:>13,} {self.cycles:>13,} "

@@ -81,3 +81,9 @@ def c_array(values: np.ndarray, indent: str = "    ") -> str:
 def c_float(x: float) -> str:
     """A float literal that round-trips the float32 value exactly."""
     return f"{float(np.float32(x))!r}f".replace("inf", "INFINITY")
+
+
+def printable(text: str, limit: int = 80) -> str:
+    """A name from the model, safe to print on one terminal line: control characters escaped, length capped."""
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import CompileError, __version__
+from .cformat import printable
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     except CompileError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"mcucompile: error: {exc}", file=sys.stderr)
+        print(f"mcucompile: error: {printable(str(exc), limit=4000)}", file=sys.stderr)  # one line, whatever the names
         return 2
     except KeyboardInterrupt:
         return 130

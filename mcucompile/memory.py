@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from .cformat import printable
 from .ir import CompileError
 from .lower import Program, concats_in_place, in_place_concats
 from .schedule import Task, best_order
@@ -529,8 +530,8 @@ def peak_step(plan: ArenaPlan) -> tuple[int, list[Buffer]]:
 def buffer_label(program: Program, name: str) -> str:
     """A buffer's name for people: the tensor, or 'scratch of NODE'."""
     if name.startswith("::scratch"):
-        return f"scratch of {program.calls[int(name[len('::scratch'):])].node}"
-    return name
+        return f"scratch of {printable(program.calls[int(name[len('::scratch'):])].node)}"
+    return printable(name)
 
 
 def parse_bytes(value: int | str) -> int:
@@ -552,5 +553,5 @@ def check_ram_limit(program: Program, plan: ArenaPlan, limit: int) -> None:
     raise CompileError(
         f"the activation arena needs {plan.size:,} bytes (lower bound {plan.lower_bound:,}), "
         f"{plan.size - limit:,} bytes over the RAM limit of {limit:,}; at the peak, step {step} "
-        f"(node '{program.calls[step].node}'), live are {tensors}; shrink that layer or its input, or raise --ram-limit"
+        f"(node '{printable(program.calls[step].node)}'), live are {tensors}; shrink that layer or its input, or raise --ram-limit"
     )

@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from .cformat import printable
 from .ir import CompileError
 from .lower import Program
 from .memory import ArenaPlan, buffer_label, peak_step
@@ -28,7 +29,7 @@ def memory_report(program: Program, plan: ArenaPlan) -> str:
     step, live = peak_step(plan)
     if program.calls:
         call = program.calls[step]
-        lines.append(f"peak       step {step} (node '{call.node}', {call.kernel}): {plan.lower_bound:,} bytes live")
+        lines.append(f"peak       step {step} (node '{printable(call.node)}', {call.kernel}): {plan.lower_bound:,} bytes live")
         lines += [f"             {labels[b.name]} {b.size:,} B at {plan.offsets[b.name]:,}" for b in live]
     lines.append(f"bound      {plan.lower_bound:,} bytes (the lowered order: {plan.given_bound:,})")
     lines.append(f"arena      {plan.size:,} bytes, placement {plan.strategy}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .cformat import printable
 from .ir import CompileError, Graph, Node
 from .ops import registry
 from .passes import REMOVED_BY_PASSES
@@ -56,12 +57,6 @@ def require_supported(g: Graph, extra_removed: frozenset[str] = REMOVED_BY_PASSE
         raise CompileError(
             f"{len(bad)} unsupported node(s): {listed}{more} (run `mcucompile check MODEL.onnx` for the full list)"
         )
-
-
-def printable(text: str, limit: int = 80) -> str:
-    """A name from the model, safe to print on one terminal line: control characters escaped, length capped."""
-    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def check_report(g: Graph, source: str) -> tuple[str, bool]:

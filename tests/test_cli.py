@@ -222,3 +222,10 @@ def test_c_identifiers_never_collide():
     ids = unique_idents(HOSTILE + ["a_b", "a_b"])
     assert len(set(ids)) == len(ids)
     assert all(i == c_ident(i) and i.isidentifier() and i.isascii() for i in ids)
+
+
+def test_error_naming_a_node_with_a_line_break_stays_one_line(tmp_path):
+    model = make_model([helper.make_node("Hardmax", ["x"], ["y"], name="evil\nname\r")], {"x": (1, 4)}, ["y"])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    assert_clean_failure(run_cli("compile", path, "-o", tmp_path / "o"), "evil\\nname\\r", out_dir=tmp_path / "o")
