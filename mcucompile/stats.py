@@ -25,7 +25,7 @@ def call_macs(call: KernelCall) -> int:
     if call.kernel in ("mcu_conv_s8", "mcu_conv_1x1_s8_fast"):
         o, kh, kw, c = p["filter_dims"]
         return int(np.prod(p["out_dims"])) * kh * kw * c
-    if call.kernel == "mcu_depthwise_conv_s8":
+    if call.kernel in ("mcu_depthwise_conv_s8", "mcu_depthwise_conv_3x3_s8_fast"):
         _, kh, kw, _ = p["filter_dims"]
         return int(np.prod(p["out_dims"])) * kh * kw
     if call.kernel == "mcu_conv_transpose_s8":

@@ -117,7 +117,7 @@ def test_cli_bench(capsys):
     assert main(["bench", str(EXAMPLES / "digits_dscnn.onnx"), "--target", "cortex-m0plus", "--name", "digits",
                  "--calibration", str(EXAMPLES / "digits_calib.npy")]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "digits on cortex-m0plus" in out and "cycles/MAC" in out and "mcu_depthwise_conv_s8" in out
+    assert "digits on cortex-m0plus" in out and "cycles/MAC" in out and "mcu_depthwise_conv_" in out
 
 
 def test_missing_cross_compiler_is_one_clear_error(tmp_path, monkeypatch, capsys):

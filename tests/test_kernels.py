@@ -279,6 +279,89 @@ def test_conv_1x1_s8_fast_rejects_what_it_does_not_implement(c):
 
 
 @st.composite
+def depthwise_3x3_fast_cases(draw):
+    """mcu_depthwise_conv_3x3_s8_fast calls as ops/conv.py lowers them (weights packed, bias with the input offset
+    folded in), channels around the blocks of 4, strides 1/2, any padding (windows fully outside the image too);
+    and the same conv as an mcu_depthwise_conv_s8 call with the plain weights and bias."""
+    from mcucompile.ops.conv import _depthwise_3x3_bias, pack_depthwise_3x3
+    from mcucompile.ops.window import Window
+
+    n, h, w, c = draw(st.integers(1, 2)), draw(st.integers(1, 8)), draw(st.integers(1, 8)), draw(st.integers(1, 13))
+    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pt, pl, pb, pr = (draw(st.integers(0, 3)) for _ in range(4))
+    oh, ow = (h + pt + pb - 3) // sh + 1, (w + pl + pr - 3) // sw + 1
+    if oh < 1 or ow < 1:
+        pt, pl, pb, pr = 1, 1, 2, 2
+        oh, ow = (h + 3 - 3) // sh + 1, (w + 3 - 3) // sw + 1
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        weights = rng.integers(-127, 128, (1, 3, 3, c)).astype(np.int8)
+    else:
+        weights = rng.choice(np.array([-127, 127], np.int8), (1, 3, 3, c))
+    # mostly rescalings that keep 9-tap sums inside int8 (not saturated), so every wrong tap shows
+    scales = st.floats(1e-4, 4e-3) | st.floats(1e-4, 4e-3) | real_multipliers()
+    mult, shift = quant.quantize_multipliers([draw(scales) for _ in range(c)])
+    lo, hi = draw(activation() | st.just((-128, 127)))
+    params = dict(
+        input_offset=draw(st.sampled_from([-127, 128, 0]) | st.integers(-127, 128)),
+        output_offset=draw(st.integers(-128, 127)),
+        stride=(sh, sw),
+        padding=(pt, pl),
+        dilation=(1, 1),
+        act_min=lo,
+        act_max=hi,
+        in_dims=(n, h, w, c),
+        filter_dims=(1, 3, 3, c),
+        out_dims=(n, oh, ow, c),
+    )
+    params["output_stride"], offset = output_stride(draw, c)
+    bias = rng.integers(-(2**12), 2**12, c).astype(np.int32) << draw(st.sampled_from([0, 0, 0, 8]))
+    folded = _depthwise_3x3_bias(weights, bias, params, Window((3, 3), (sh, sw), (1, 1), (pt, pl, pb, pr), (oh, ow)))
+    assert folded is not None
+    fast = KernelCall("mcu_depthwise_conv_3x3_s8_fast", "", "t", params,
+                      dict(weights=pack_depthwise_3x3(weights), bias=folded, multiplier=mult, shift=shift))
+    generic = KernelCall("mcu_depthwise_conv_s8", "", "t", params,
+                         dict(weights=weights, bias=bias, multiplier=mult, shift=shift))
+    return fast, generic, int8_arrays(draw, n * h * w * c), offset
+
+
+@SETTINGS
+@given(case=depthwise_3x3_fast_cases())
+def test_depthwise_conv_3x3_s8_fast(c, case):
+    fast, generic, x, offset = case
+    got = run_conv(c, fast, x, offset)
+    check_stored(fast, [x], output_buffer(fast, offset), offset, got)
+    check_stored(generic, [x], output_buffer(fast, offset), offset, got)  # the fold and packing change nothing
+
+
+def test_depthwise_3x3_weight_packing_round_trips():
+    from mcucompile.ops.conv import pack_depthwise_3x3, unpack_depthwise_3x3
+
+    for c in range(1, 14):
+        w = np.arange(9 * c, dtype=np.int64).astype(np.int8).reshape(1, 3, 3, c)
+        packed = pack_depthwise_3x3(w)
+        assert packed.shape == (9 * c,)
+        assert np.array_equal(unpack_depthwise_3x3(packed, c), w[0])
+        full = c - c % 4
+        if full:  # block 0: tap 0 of channels 0..3, then tap 1 of channels 0..3, ...
+            assert list(packed[:8]) == [w[0, 0, 0, 0], w[0, 0, 0, 1], w[0, 0, 0, 2], w[0, 0, 0, 3],
+                                        w[0, 0, 1, 0], w[0, 0, 1, 1], w[0, 0, 1, 2], w[0, 0, 1, 3]]
+
+
+def test_depthwise_conv_3x3_s8_fast_rejects_what_it_does_not_implement(c):
+    base = dict(input_offset=0, output_offset=0, stride=(1, 1), padding=(1, 1), dilation=(1, 1), act_min=-128,
+                act_max=127, in_dims=(1, 3, 3, 2), filter_dims=(1, 3, 3, 2), out_dims=(1, 3, 3, 2), output_stride=0)
+    arrays = dict(weights=np.ones(18, np.int8), bias=np.zeros(2, np.int32),
+                  multiplier=np.full(2, 2**30, np.int32), shift=np.zeros(2, np.int32))
+    x = np.zeros(18, np.int8)
+    run_conv(c, KernelCall("mcu_depthwise_conv_3x3_s8_fast", "", "t", base, arrays), x)
+    for change in (dict(dilation=(2, 1)), dict(stride=(0, 1)), dict(filter_dims=(1, 2, 2, 2)),
+                   dict(out_dims=(1, 3, 3, 4)), dict(input_offset=-128), dict(output_stride=1)):
+        with pytest.raises(AssertionError):
+            run_conv(c, KernelCall("mcu_depthwise_conv_3x3_s8_fast", "", "t", {**base, **change}, arrays), x)
+
+
+@st.composite
 def conv_transpose_cases(draw):
     n, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
     cin, cout = draw(st.integers(1, 5)), draw(st.integers(1, 5))

@@ -272,6 +272,12 @@ def c_loop_gap(kind, in_dims, out_dims, kernel, stride, pad, dil):
                 if kind == "conv":
                     events += [(False, t + ic) for t in taps for ic in range(cin)]
                     events += [(True, out + oc) for oc in range(cout)]
+                elif kind == "dw3x3":  # mcu_depthwise_conv_3x3_s8_fast: blocks of 4 channels, then one by one
+                    full = cout - cout % 4
+                    groups = [range(c, c + 4) for c in range(0, full, 4)] + [range(c, c + 1) for c in range(full, cout)]
+                    for group in groups:
+                        events += [(False, t + oc) for t in taps for oc in group]
+                        events += [(True, out + oc) for oc in group]
                 else:
                     for oc in range(cout):
                         events += [(False, t + oc // (cout // cin)) for t in taps]
@@ -319,6 +325,8 @@ def call_gap_oracle(call):
     p = call.params
     if call.kernel == "mcu_conv_1x1_s8_fast":
         return gemm_loop_gap(p["in_dims"], p["out_dims"])
+    if call.kernel == "mcu_depthwise_conv_3x3_s8_fast":
+        return c_loop_gap("dw3x3", p["in_dims"], p["out_dims"], (3, 3), p["stride"], p["padding"], (1, 1))
     if call.kernel in ("mcu_conv_s8", "mcu_depthwise_conv_s8"):
         kind, kernel = ("conv" if call.kernel == "mcu_conv_s8" else "channelwise"), p["filter_dims"][1:3]
     else:
@@ -343,6 +351,18 @@ def test_overlap_gap_matches_a_trace_of_the_c_loops(data):
     dims_in, dims_out = (n, h, w, cin), (n, oh, ow, cout)
     expected = c_loop_gap(kind, dims_in, dims_out, kernel, stride, pad, dil)
     assert overlap_gap(dims_in, dims_out, kernel, stride, pad, dil, per_channel=kind != "conv") == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 2), st.integers(1, 7), st.integers(1, 7), st.integers(1, 10), st.integers(1, 2),
+       st.integers(1, 2), st.integers(0, 3), st.integers(0, 3))
+def test_overlap_gap_of_the_depthwise_3x3_fast_kernel_matches_a_trace_of_its_c_loops(n, h, w, c, sh, sw, ph, pw):
+    from mcucompile.ops.window import overlap_gap
+
+    oh, ow = max((h + 2 * ph - 3) // sh + 1, 1), max((w + 2 * pw - 3) // sw + 1, 1)
+    dims_in, dims_out = (n, h, w, c), (n, oh, ow, c)
+    got = overlap_gap(dims_in, dims_out, (3, 3), (sh, sw), (ph, pw), (1, 1), per_channel=c != 4)  # as lower_conv
+    assert got == c_loop_gap("dw3x3", dims_in, dims_out, (3, 3), (sh, sw), (ph, pw), (1, 1))
 
 
 def tensor_conflicts(program, plan):
@@ -410,7 +430,7 @@ def test_overlapping_chain_is_bit_exact_and_below_the_conventional_bound():
     compiled, _ = check_model(dscnn_chain(), (1, 3, 12, 12))
     program, plan = compiled.program, compiled.plan
     merged = [(c.kernel, c.overlap_gap) for c in program.calls if program.root(c.outputs[0]) in plan.merged]
-    assert {"mcu_depthwise_conv_s8", "mcu_conv_s8"} <= {k for k, _ in merged} and any(g > 0 for _, g in merged)
+    assert {"mcu_depthwise_conv_3x3_s8_fast", "mcu_conv_s8"} <= {k for k, _ in merged} and any(g > 0 for _, g in merged)
     for call in program.calls:
         if "conv" in call.kernel or "pool" in call.kernel:
             assert call.overlap_gap == call_gap_oracle(call)

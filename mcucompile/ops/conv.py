@@ -83,9 +83,17 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
     per_step = 1
     weights = np.ascontiguousarray(weights)
     folded = None if depthwise else _pointwise_bias(weights, bias, params, win)
+    per_channel = depthwise  # depthwise: channel by channel; conv: im2col of the pixel first
     if folded is not None:
         # 1x1, stride 1, unpadded: the int8 GEMM kernel, input offset folded into the bias (exact in int32).
         kernel, bias, scratch, per_step = "mcu_conv_1x1_s8_fast", folded, 2 * int(x.shape[1]), 2
+    dw3x3 = _depthwise_3x3_bias(weights, bias, params, win) if depthwise else None
+    if dw3x3 is not None:
+        # 3x3, multiplier 1: 4 channels per step, input offset folded into the bias, weights packed per block.
+        kernel, bias, weights = "mcu_depthwise_conv_3x3_s8_fast", dw3x3, pack_depthwise_3x3(weights)
+        # Per pixel it writes a group (4 channels, then the last C % 4 one by one) after reading the group's
+        # windows: the channel-by-channel gap, except with a single group (C == 4: the whole pixel read first).
+        per_channel = int(y.shape[1]) != 4
     return [
         KernelCall(
             kernel=kernel,
@@ -98,7 +106,7 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
             scratch_bytes=scratch,
             overlap_gap=overlap_gap(
                 params["in_dims"], params["out_dims"], win.kernel, win.strides, win.pads, win.dilations,
-                per_channel=depthwise,  # depthwise: channel by channel; conv: im2col of the pixel first
+                per_channel=per_channel,
                 pixels_per_step=per_step,  # the 1x1 GEMM reads a pair of pixels before writing either
             ),
         )
@@ -115,6 +123,46 @@ def _pointwise_bias(weights: np.ndarray, bias: np.ndarray | None, params: dict, 
     if folded.min(initial=0) < -(2**31) or folded.max(initial=0) > 2**31 - 1:
         return None
     return folded.astype(np.int32)
+
+
+# Folded biases keep this margin from the int32 limits: 9 taps of |w * x| <= 127 * 128 never overflow the sum.
+_DW3X3_MARGIN = 2**18
+
+
+def _depthwise_3x3_bias(
+    weights: np.ndarray, bias: np.ndarray | None, params: dict, win: Window
+) -> np.ndarray | None:
+    """bias + input_offset * (sum of the 9 weights) per channel (int32) when the depthwise conv suits
+    mcu_depthwise_conv_3x3_s8_fast (3x3, multiplier 1, stride 1 or 2, dilation 1, any padding, the sum within
+    int32 with a margin for the taps), else None."""
+    _, kh, kw, c_out = weights.shape
+    if (kh, kw) != (3, 3) or c_out != params["in_dims"][3] or tuple(win.dilations) != (1, 1):
+        return None
+    if any(s not in (1, 2) for s in win.strides):
+        return None
+    b = np.zeros(c_out, np.int64) if bias is None else bias.astype(np.int64)
+    folded = b + params["input_offset"] * weights.reshape(9, c_out).astype(np.int64).sum(axis=0)
+    if folded.min(initial=0) < -(2**31) + _DW3X3_MARGIN or folded.max(initial=0) > 2**31 - 1 - _DW3X3_MARGIN:
+        return None
+    return folded.astype(np.int32)
+
+
+def pack_depthwise_3x3(weights: np.ndarray) -> np.ndarray:
+    """[1, 3, 3, C] -> the order mcu_depthwise_conv_3x3_s8_fast reads: per block of 4 channels [9 taps][4], then
+    the last C % 4 channels one by one [9 taps]."""
+    w = weights.reshape(9, -1)
+    c = w.shape[1]
+    full = c - c % 4
+    blocks = w[:, :full].reshape(9, full // 4, 4).transpose(1, 0, 2).ravel()
+    return np.ascontiguousarray(np.concatenate([blocks, w[:, full:].T.ravel()]).astype(np.int8))
+
+
+def unpack_depthwise_3x3(packed: np.ndarray, c: int) -> np.ndarray:
+    """The inverse of pack_depthwise_3x3: [3, 3, C]."""
+    full = c - c % 4
+    blocks = packed[: 9 * full].reshape(full // 4, 9, 4).transpose(1, 0, 2).reshape(9, full)
+    tail = packed[9 * full :].reshape(c - full, 9).T
+    return np.concatenate([blocks, tail], axis=1).reshape(3, 3, c)
 
 
 def _window_of_call(call: KernelCall, kh: int, kw: int) -> Window:
@@ -167,6 +215,17 @@ def depthwise_conv_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> n
     cols = cols[:, np.arange(c_out) // mult]  # output channel oc reads input channel oc / multiplier
     acc = np.einsum("noyxhw,yxo->nhwo", cols, w[0])
     return _finish(call, acc)
+
+
+@register_kernel("mcu_depthwise_conv_3x3_s8_fast")
+def depthwise_conv_3x3_s8_fast_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
+    """The raw int8 input (taps outside the image read the zero point -input_offset) times the unpacked weights,
+    plus the bias with the input offset folded in (lower_conv)."""
+    n, h, wd, c = call.params["in_dims"]
+    w = unpack_depthwise_3x3(call.arrays["weights"], c).astype(np.int64)
+    xs = to_logical(inputs[0], (n, c, h, wd)).astype(np.int64)
+    cols = gather_windows(xs, _window_of_call(call, 3, 3), -call.params["input_offset"])
+    return _finish(call, np.einsum("noyxhw,yxo->nhwo", cols, w))
 
 
 def check_conv(node: Node, g: Graph) -> str | None:

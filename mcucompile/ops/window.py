@@ -90,7 +90,9 @@ def overlap_gap(
 
     per_channel=False: a pixel's whole window is read (im2col into scratch) before its channels are written
     (mcu_conv_s8). per_channel=True: output channel oc is written right after its window of input channel
-    oc // (C_out // C_in) is read, channel after channel (mcu_depthwise_conv_s8, mcu_{max,avg}_pool_s8).
+    oc // (C_out // C_in) is read, channel after channel (mcu_depthwise_conv_s8, mcu_{max,avg}_pool_s8; also
+    mcu_depthwise_conv_3x3_s8_fast, which writes blocks of 4 channels after reading them, then the last C % 4 one
+    by one: the same gap unless C == 4, a single block, where per_channel=False gives its gap).
     pixels_per_step=k (per_channel=False only): the pixels are taken k at a time in (batch, row, column) order
     across rows, the k windows all read before any of the k pixels' channels is written (mcu_conv_1x1_s8_fast
     copies a pair of input pixels to scratch first).

@@ -85,6 +85,31 @@ MCU_API mcu_status mcu_depthwise_conv_s8(const mcu_context *ctx,
                                          int8_t *output);
 
 /**
+ * @brief Per-channel int8 depthwise 3x3 convolution, depth multiplier 1, dilation 1, any stride and padding:
+ *        4 channels per step, the 9 taps unrolled, portable C. Same results as mcu_depthwise_conv_s8 given
+ *        bias'[c] = bias[c] + input_offset * (sum of the 9 weights of c) (folded at compile time) and the weights
+ *        packed as below; a tap outside the image reads the zero point -input_offset (adds 0 against bias').
+ * @param[in]  ctx          Unused (may be NULL).
+ * @param[in]  params       input_offset in [-127, 128]; dilation 1; stride >= 1; output_stride as mcu_conv_s8.
+ * @param[in]  input_dims   Format: [N, H, W, C]
+ * @param[in]  filter_dims  [1, 3, 3, C]; filter packed per block of 4 channels c..c+3 as [9 taps][4], then the
+ *                          last C % 4 channels one by one as [9 taps] (tap = 3 * ky + kx).
+ * @param[in]  bias         int32, length C, with the input offset folded in (not NULL).
+ * @param[out] output       Format: [N, H_OUT, W_OUT, C], pixels output_stride apart as mcu_conv_s8. Per pixel, a
+ *                          block's channels are written after all its reads, block after block.
+ */
+MCU_API mcu_status mcu_depthwise_conv_3x3_s8_fast(const mcu_context *ctx,
+                                                  const mcu_conv_params *params,
+                                                  const mcu_per_channel_quant *quant,
+                                                  const mcu_dims *input_dims,
+                                                  const int8_t *input,
+                                                  const mcu_dims *filter_dims,
+                                                  const int8_t *filter,
+                                                  const int32_t *bias,
+                                                  const mcu_dims *output_dims,
+                                                  int8_t *output);
+
+/**
  * @brief Per-channel int8 transposed convolution (ONNX ConvTranspose, group = 1), in gather form:
  *        output[oy][ox][oc] sums w[oc][ky][kx][ic] * (x[iy][ix][ic] + input_offset) over the taps with
  *        iy * stride.h == oy + padding.h - ky * dilation.h (and likewise for x), plus bias; then requantized.
