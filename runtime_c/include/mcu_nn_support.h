@@ -88,6 +88,44 @@ static inline int32_t mcu_requantize(int32_t x, int32_t multiplier, int32_t shif
 #else
 #define MCU_MAYBE_UNUSED
 #endif
+
+/* One output row of a broadcasting elementwise kernel: `count` outputs, each input stepping by its innermost stride
+ * (1: contiguous, 0: one broadcast value). `params` is the kernel's own params struct. */
+typedef void (*mcu_broadcast_row_fn)(const void *params,
+                                     const int8_t *input1,
+                                     int32_t step1,
+                                     const int8_t *input2,
+                                     int32_t step2,
+                                     int32_t count,
+                                     int8_t *output);
+
+/* Walk the 4-D output box row by row, each input at its own strides (mcu_broadcast_shape); same-shape tensors
+ * arrive as one row of the whole size, a single flat loop. Shared by add/sub, mul and prelu. */
+MCU_MAYBE_UNUSED static void mcu_broadcast_rows(const mcu_broadcast_shape *shape,
+                                                const void *params,
+                                                const int8_t *input1,
+                                                const int8_t *input2,
+                                                int8_t *output,
+                                                mcu_broadcast_row_fn row_fn)
+{
+    const int32_t *dims = shape->out_dims;
+    const int32_t *s1 = shape->in1_strides;
+    const int32_t *s2 = shape->in2_strides;
+    for (int32_t n = 0; n < dims[0]; n++)
+        for (int32_t h = 0; h < dims[1]; h++)
+            for (int32_t w = 0; w < dims[2]; w++)
+            {
+                const int32_t row = (n * dims[1] + h) * dims[2] + w;
+                row_fn(params,
+                       input1 + n * s1[0] + h * s1[1] + w * s1[2],
+                       s1[3],
+                       input2 + n * s2[0] + h * s2[1] + w * s2[2],
+                       s2[3],
+                       dims[3],
+                       output + row * dims[3]);
+            }
+}
+
 #if defined(MCU_EMULATE_DSP)
 #define MCU_DSP 1
 /* SXTB16: bytes 0 and 2 of x, sign-extended into the low and high halfword. */

@@ -1,17 +1,19 @@
 /* int8 PRelu with a broadcast int8 slope (TFLite Micro's PRELU). Refer to mcu_nn.h for details. */
 #include "mcu_nn.h"
 
-/* One output row; the input is contiguous, the slope steps by its innermost stride (1, or 0: one value). */
-static void mcu_prelu_row(const mcu_prelu_params *params,
+/* One output row (an mcu_broadcast_row_fn): input 1 is x, input 2 the slope. */
+static void mcu_prelu_row(const void *params_,
                           const int8_t *input,
+                          int32_t input_step,
                           const int8_t *alpha,
                           int32_t alpha_step,
                           int32_t count,
                           int8_t *output)
 {
+    const mcu_prelu_params *params = (mcu_prelu_params const *)params_;
     for (int32_t i = 0; i < count; i++)
     {
-        const int32_t x = input[i] + params->input_offset;
+        const int32_t x = input[i * input_step] + params->input_offset;
         int32_t v;
         if (x >= 0)
         {
@@ -40,20 +42,6 @@ MCU_API mcu_status mcu_prelu_s8(const mcu_context *ctx,
     {
         return MCU_STATUS_ARG_ERROR;
     }
-    const int32_t *dims = shape->out_dims;
-    const int32_t *s1 = shape->in1_strides;
-    const int32_t *s2 = shape->in2_strides;
-    for (int32_t n = 0; n < dims[0]; n++)
-        for (int32_t h = 0; h < dims[1]; h++)
-            for (int32_t w = 0; w < dims[2]; w++)
-            {
-                const int32_t row = (n * dims[1] + h) * dims[2] + w;
-                mcu_prelu_row(params,
-                              input + n * s1[0] + h * s1[1] + w * s1[2],
-                              alpha + n * s2[0] + h * s2[1] + w * s2[2],
-                              s2[3],
-                              dims[3],
-                              output + row * dims[3]);
-            }
+    mcu_broadcast_rows(shape, params, input, alpha, output, mcu_prelu_row);
     return MCU_STATUS_OK;
 }
