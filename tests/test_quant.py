@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cffi
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,10 +86,13 @@ def test_activation_range_of_relu6_is_tflites():
     assert lo == q.zp and hi == min(127, q.zp + round(6.0 / q.s))
 
 
-def _c_support_library():
+def _c_support_library(no_long_mul: bool):
+    """mcu_requantize and mcu_doubling_high_mul through cffi; no_long_mul: the Thumb-1 path of 16x16 products."""
     src = (
-        '#include "mcu_nn_support.h"\n'
+        ("#define MCU_NO_LONG_MUL 1\n" if no_long_mul else "")
+        + '#include "mcu_nn_support.h"\n'
         "int32_t requantize(int32_t x, int32_t m, int32_t s) { return mcu_requantize(x, m, s); }\n"
+        "int32_t high_mul(int32_t a, int32_t b) { return mcu_doubling_high_mul(a, b); }\n"
     )
     tmp = tempfile.mkdtemp()
     c_file = Path(tmp) / "support.c"
@@ -99,18 +103,42 @@ def _c_support_library():
         shutil.copy(h, tmp)
     lib = build_shared_library(c_file, Path(tmp))
     ffi = cffi.FFI()
-    ffi.cdef("int32_t requantize(int32_t x, int32_t m, int32_t s);")
+    ffi.cdef("int32_t requantize(int32_t x, int32_t m, int32_t s); int32_t high_mul(int32_t a, int32_t b);")
     return ffi.dlopen(str(lib))
 
 
-def test_c_requantize_equals_numpy_on_random_and_edge_values():
-    lib = _c_support_library()
+INT32_EDGES = [0, 1, -1, 2, -2, 2**15 - 1, 2**15, -(2**15), 2**16 - 1, 2**16, -(2**16), 2**30, -(2**30),
+               2**31 - 1, 2**31 - 2, -(2**31), -(2**31) + 1]
+
+
+@pytest.mark.parametrize("no_long_mul", [False, True], ids=["long_mul", "thumb1_16x16"])
+def test_c_requantize_equals_numpy_on_random_and_edge_values(no_long_mul):
+    lib = _c_support_library(no_long_mul)
     rng = np.random.default_rng(0)
-    xs = np.concatenate([rng.integers(-(2**31), 2**31, 3000), [0, 1, -1, 2**31 - 1, -(2**31)]])
-    ms = rng.integers(2**30, 2**31, xs.size)
+    xs = np.concatenate([rng.integers(-(2**31), 2**31, 3000), np.repeat(INT32_EDGES, 3)])
+    # the multipliers quantize_multiplier produces: 0 or [2^30, 2^31)
+    ms = np.concatenate([rng.integers(2**30, 2**31, 3000), np.tile([0, 2**30, 2**31 - 1], len(INT32_EDGES))])
     shifts = rng.integers(-31, 6, xs.size)
-    ms[-1] = -(2**31)  # the saturating case of the doubling high multiply
     expected = quant.multiply_by_quantized_multiplier(xs, ms, shifts)
     got = np.array([lib.requantize(int(x), int(m), int(s)) for x, m, s in zip(xs, ms, shifts)])
     mismatches = np.flatnonzero(got != expected)
     assert mismatches.size == 0, [(xs[i], ms[i], shifts[i], got[i], expected[i]) for i in mismatches[:5]]
+
+
+@pytest.mark.parametrize("no_long_mul", [False, True], ids=["long_mul", "thumb1_16x16"])
+def test_c_doubling_high_mul_equals_numpy_over_the_whole_int32_range(no_long_mul):
+    lib = _c_support_library(no_long_mul)
+    rng = np.random.default_rng(1)
+    edges = np.array(np.meshgrid(INT32_EDGES, INT32_EDGES)).reshape(2, -1)  # includes (INT32_MIN, INT32_MIN)
+    a = np.concatenate([rng.integers(-(2**31), 2**31, 20000), edges[0]])
+    b = np.concatenate([rng.integers(-(2**31), 2**31, 20000), edges[1]])
+    expected = quant.saturating_rounding_doubling_high_mul(a, b)
+    got = np.array([lib.high_mul(int(x), int(y)) for x, y in zip(a, b)])
+    mismatches = np.flatnonzero(got != expected)
+    assert mismatches.size == 0, [(a[i], b[i], got[i], expected[i]) for i in mismatches[:5]]
+
+
+@given(st.floats(min_value=1e-12, max_value=1e6, allow_nan=False))
+def test_quantize_multiplier_stays_in_the_range_the_c_requantize_assumes(real):
+    m, _ = quant.quantize_multiplier(real)
+    assert m == 0 or 2**30 <= m < 2**31

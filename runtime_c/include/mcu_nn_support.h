@@ -40,43 +40,65 @@ static inline int32_t mcu_pixel_stride(int32_t output_stride, int32_t channels)
     return output_stride >= channels ? output_stride : 0;
 }
 
-/* gemmlowp SaturatingRoundingDoublingHighMul: (a * b * 2 + 2^31) / 2^32, with the one overflow case saturated. */
+/* floor((a * b + 2^30) / 2^31) for any (a, b) but (INT32_MIN, INT32_MIN): gemmlowp's rounding doubling high
+ * product, written as one rounding shift. gemmlowp nudges negative products by 1 - 2^30 and truncates toward zero,
+ * which is the same floor. Thumb-1 cores (Cortex-M0/M0+/M23) have no 32x32->64 multiply, so there the product is
+ * built from four 16x16 ones (a libgcc 64-bit multiply costs ~5x more); -DMCU_NO_LONG_MUL selects that path
+ * anywhere, for the host tests. */
+#if !defined(MCU_NO_LONG_MUL) && defined(__ARM_ARCH_ISA_THUMB) && __ARM_ARCH_ISA_THUMB == 1 && \
+    !defined(__ARM_ARCH_ISA_ARM)
+#define MCU_NO_LONG_MUL 1
+#endif
+static inline int32_t mcu_mul_high_rounded(int32_t a, int32_t b)
+{
+#if defined(MCU_NO_LONG_MUL) && MCU_NO_LONG_MUL
+    /* a = ah 2^16 + al, b = bh 2^16 + bl (al, bl unsigned). Every partial sum below fits in 32 bits: */
+    const int32_t ah = a >> 16, bh = b >> 16;
+    const int32_t al = (int32_t)((uint32_t)a & 0xFFFFu), bl = (int32_t)((uint32_t)b & 0xFFFFu);
+    const uint32_t low = (uint32_t)al * (uint32_t)bl;                   /* < 2^32 */
+    const int32_t cross_a = ah * bl;                                      /* |.| < 2^31 */
+    const int32_t cross_b = al * bh + (int32_t)(low >> 16) + (1 << 14); /* the 2^30 nudge, in units of 2^16 */
+    /* floor((cross_a + cross_b) / 2^15) without forming the 33-bit sum */
+    const int32_t carry = ((cross_a & 0x7FFF) + (cross_b & 0x7FFF)) >> 15;
+    /* the sum is in range, a partial sum may not be: add modulo 2^32 */
+    return (int32_t)((uint32_t)(ah * bh) * 2u + (uint32_t)(cross_a >> 15) + (uint32_t)(cross_b >> 15) +
+                     (uint32_t)carry);
+#else
+    return (int32_t)(((int64_t)a * b + (INT64_C(1) << 30)) >> 31);
+#endif
+}
+
+/* gemmlowp SaturatingRoundingDoublingHighMul: (a * b * 2 + 2^31) / 2^32 rounded, the one overflow case saturated. */
 static inline int32_t mcu_doubling_high_mul(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN)
     {
         return INT32_MAX;
     }
-    const int64_t ab = (int64_t)a * (int64_t)b;
-    const int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : (1 - (INT64_C(1) << 30));
-    return (int32_t)((ab + nudge) / (INT64_C(1) << 31)); /* C division truncates toward zero, as gemmlowp */
+    return mcu_mul_high_rounded(a, b);
 }
 
 /* x / 2^exponent rounded to nearest, halves away from zero; 0 <= exponent <= 31. */
 static inline int32_t mcu_divide_by_pot(int32_t x, int32_t exponent)
 {
-    const int32_t mask = (int32_t)((INT64_C(1) << exponent) - 1);
+    const int32_t mask = (int32_t)((1u << exponent) - 1u);
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
 /* TFLite MultiplyByQuantizedMultiplier. The left shift is done in 64 bits and saturated, where TFLite
- * would overflow; the compiler keeps shifts in range, so results agree wherever TFLite's are defined. */
+ * would overflow; the compiler keeps shifts in range, so results agree wherever TFLite's are defined. Multipliers
+ * come from quantize_multiplier (0 or in [2^30, 2^31)), never INT32_MIN, so the high product needs no saturation. */
 static inline int32_t mcu_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
-    const int32_t left = shift > 0 ? shift : 0;
-    const int32_t right = shift > 0 ? 0 : -shift;
-    int64_t shifted = (int64_t)x * ((int64_t)1 << left);
-    if (shifted > INT32_MAX)
+    if (shift > 0)
     {
-        shifted = INT32_MAX;
+        int64_t shifted = (int64_t)x * ((int64_t)1 << shift);
+        shifted = shifted > INT32_MAX ? INT32_MAX : (shifted < INT32_MIN ? INT32_MIN : shifted);
+        return mcu_mul_high_rounded((int32_t)shifted, multiplier);
     }
-    if (shifted < INT32_MIN)
-    {
-        shifted = INT32_MIN;
-    }
-    return mcu_divide_by_pot(mcu_doubling_high_mul((int32_t)shifted, multiplier), right);
+    return mcu_divide_by_pot(mcu_mul_high_rounded(x, multiplier), -shift);
 }
 
 /* Two-MACs-per-instruction helpers for the *_fast kernels. MCU_DSP is 1 where they are available: on
@@ -152,11 +174,24 @@ MCU_MAYBE_UNUSED static inline int32_t mcu_smlad(int32_t a, int32_t b, int32_t a
 #define MCU_DSP 0
 #endif
 
-/* x rotated right by 8 bits: with mcu_sxtb16, bytes 1 and 3 (the compiler folds the rotation into SXTB16). */
+/* x rotated right by 8 bits. */
 MCU_MAYBE_UNUSED static inline uint32_t mcu_ror8(uint32_t x)
 {
     return (x >> 8) | (x << 24);
 }
+
+/* SXTB16 of x rotated right by 8: bytes 1 and 3. One instruction on Arm, where GCC does not fold the rotation
+ * into the intrinsic by itself. */
+#if MCU_DSP && !defined(MCU_EMULATE_DSP) && defined(__GNUC__)
+MCU_MAYBE_UNUSED static inline int32_t mcu_sxtb16_ror8(uint32_t x)
+{
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+#elif MCU_DSP
+#define mcu_sxtb16_ror8(x) mcu_sxtb16(mcu_ror8(x))
+#endif
 
 /* Four bytes from any address as one word (one LDR on Cortex-M3/M4/M7/M33, which allow unaligned LDR). */
 MCU_MAYBE_UNUSED static inline uint32_t mcu_read_u32(const int8_t *p)

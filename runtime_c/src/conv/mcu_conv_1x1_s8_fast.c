@@ -19,16 +19,16 @@ static inline void mcu_conv_1x1_s8_fast_dot(const int8_t *x0, const int8_t *x1, 
     {
         const uint32_t wa = mcu_read_u32(w0 + i);
         const uint32_t wb = mcu_read_u32(w1 + i);
-        const int32_t wa_even = mcu_sxtb16(wa), wa_odd = mcu_sxtb16(mcu_ror8(wa));
-        const int32_t wb_even = mcu_sxtb16(wb), wb_odd = mcu_sxtb16(mcu_ror8(wb));
+        const int32_t wa_even = mcu_sxtb16(wa), wa_odd = mcu_sxtb16_ror8(wa);
+        const int32_t wb_even = mcu_sxtb16(wb), wb_odd = mcu_sxtb16_ror8(wb);
         const uint32_t xa = mcu_read_u32(x0 + i);
-        const int32_t xa_even = mcu_sxtb16(xa), xa_odd = mcu_sxtb16(mcu_ror8(xa));
+        const int32_t xa_even = mcu_sxtb16(xa), xa_odd = mcu_sxtb16_ror8(xa);
         a00 = mcu_smlad(xa_even, wa_even, a00);
         a00 = mcu_smlad(xa_odd, wa_odd, a00);
         a01 = mcu_smlad(xa_even, wb_even, a01);
         a01 = mcu_smlad(xa_odd, wb_odd, a01);
         const uint32_t xb = mcu_read_u32(x1 + i);
-        const int32_t xb_even = mcu_sxtb16(xb), xb_odd = mcu_sxtb16(mcu_ror8(xb));
+        const int32_t xb_even = mcu_sxtb16(xb), xb_odd = mcu_sxtb16_ror8(xb);
         a10 = mcu_smlad(xb_even, wa_even, a10);
         a10 = mcu_smlad(xb_odd, wa_odd, a10);
         a11 = mcu_smlad(xb_even, wb_even, a11);
