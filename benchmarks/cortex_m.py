@@ -6,9 +6,9 @@ BENCHMARKS.md, section "Cortex-M cost".
 Per model and core, totals measured with the shared measuring stick ../shared/tools/m4cost.py (run as a
 program): an entry `bench_NAME` fills a static input, calls NAME_run and returns a checksum of the output; an
 entry `setup_NAME` does the same without NAME_run; the table gives the difference (instructions, est. cycles)
-and the bench entry's ELF sizes and stack. Then a per-layer table of kws from mcucompile's own `bench`
-(mcucompile.bench.bench_compiled) on both cores, and kws against CMSIS-NN's figures in
-../shared/benchmarks/cmsis_nn_kws.md. Needs arm-none-eabi-gcc + newlib, unicorn, capstone, pyelftools.
+and the bench entry's ELF sizes and stack, next to the size of the model's .tflite file and the compile time.
+Then kws against CMSIS-NN's figures in ../shared/benchmarks/cmsis_nn_kws.md, and a per-layer table of every
+model from mcucompile's own `bench` (mcucompile.bench.bench_compiled) on both cores. Needs arm-none-eabi-gcc + newlib, unicorn, capstone, pyelftools.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -114,7 +115,11 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
           f"{compiler_version(cc)} -O2, mcucompile {mcucompile.__version__}\n")  # fmt: skip
 
-    compiled = {name: mcucompile.compile(root / f"{name}.onnx", name=name) for name in names}
+    compiled, compile_seconds = {}, {}
+    for name in names:
+        start = time.perf_counter()
+        compiled[name] = mcucompile.compile(root / f"{name}.onnx", name=name)
+        compile_seconds[name] = time.perf_counter() - start
     with tempfile.TemporaryDirectory(prefix="cortex_m_") as tmp:
         work = Path(tmp)
         for name, cm in compiled.items():
@@ -125,12 +130,15 @@ def main() -> None:
             figures = dict(zip(jobs, pool.map(lambda job: measure(args.shared, work, *job), jobs)))
 
     print("Totals (m4cost: bench entry minus setup entry; flash, static RAM and stack of the bench ELF)\n")
-    print("| model | core | MACs | est. cycles | cycles/MAC | instructions | flash (B) | static RAM (B) | stack (B) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| model | core | MACs | est. cycles | cycles/MAC | instructions | flash (B) | .tflite (B) "
+          "| flash / .tflite | static RAM (B) | stack (B) | compile (s) |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (name, cpu), f in figures.items():
         macs = compiled[name].stats.macs
+        tflite = (root / f"{name}.tflite").stat().st_size
         print(f"| {name} | {cpu} | {macs:,} | {f['cycles']:,} | {f['cycles'] / macs:.2f} | {f['instructions']:,} "
-              f"| {f['flash']:,} | {f['static_ram']:,} | {f['stack']:,} |")  # fmt: skip
+              f"| {f['flash']:,} | {tflite:,} | {f['flash'] / tflite:.2f} | {f['static_ram']:,} | {f['stack']:,} "
+              f"| {compile_seconds[name]:.2f} |")  # fmt: skip
 
     if "kws" in compiled:
         print("\nkws against CMSIS-NN (../shared/benchmarks/cmsis_nn_kws.md, same m4cost)\n")
@@ -140,25 +148,29 @@ def main() -> None:
             ours = figures["kws", cpu]["cycles"]
             print(f"| {cpu} | {ours:,} | {CMSIS_NN_KWS[cpu]:,} | {ours / CMSIS_NN_KWS[cpu]:.2f} |")
 
-        cm = compiled["kws"]
-        results = {cpu: bench_compiled(cm, cpu) for cpu in CPUS}
-        print("\nkws per layer (`mcucompile bench`, its m4-simple cost table; pre/post: harness and returns)\n")
-        print("| step | kernel | node | MACs | M4 instructions | M4 est. cycles | M4 cycles/MAC "
-              "| M0+ instructions | M0+ est. cycles | M0+ cycles/MAC |")  # fmt: skip
-        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
-        m4, m0 = results["cortex-m4"], results["cortex-m0plus"]
-        for a, b in zip(m4.layers, m0.layers):
-            step = {-1: "pre", -2: "post"}.get(a.step, str(a.step))
-            ratio_a = f"{a.cycles / a.macs:.2f}" if a.macs else "-"
-            ratio_b = f"{b.cycles / b.macs:.2f}" if b.macs else "-"
-            print(f"| {step} | {a.kernel} | {a.node.split(';')[0][:48]} | {a.macs:,} | {a.instructions:,} | {a.cycles:,} | {ratio_a} "
-                  f"| {b.instructions:,} | {b.cycles:,} | {ratio_b} |")  # fmt: skip
-        print(f"| | total | | {m4.macs:,} | {m4.instructions:,} | {m4.cycles:,} | {m4.cycles_per_mac:.2f} "
-              f"| {m0.instructions:,} | {m0.cycles:,} | {m0.cycles_per_mac:.2f} |")  # fmt: skip
-        for cpu, r in results.items():
-            print(f"\n`mcucompile bench` kws on {cpu}: flash {r.flash_bytes:,} B (code {r.code_bytes:,} + constants "
-                  f"{r.const_bytes:,}), RAM {r.ram_bytes:,} B (arena {r.arena_bytes:,} + input/output "
-                  f"{r.io_bytes:,} + other {r.other_static_bytes:,} + stack {r.stack_bytes:,})")  # fmt: skip
+    for name, cm in compiled.items():
+        per_layer(name, cm)
+
+
+def per_layer(name: str, cm) -> None:
+    """Per kernel call on both cores from `mcucompile bench`; the rows add up to its totals exactly."""
+    m4, m0 = (bench_compiled(cm, cpu) for cpu in CPUS)
+    print(f"\n{name} per layer (`mcucompile bench`, its m4-simple cost table; pre/post: harness and returns)\n")
+    print("| step | kernel | node | MACs | M4 instructions | M4 est. cycles | M4 cycles/MAC "
+          "| M0+ instructions | M0+ est. cycles | M0+ cycles/MAC |")  # fmt: skip
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for a, b in zip(m4.layers, m0.layers):
+        step = {-1: "pre", -2: "post"}.get(a.step, str(a.step))
+        ratio_a = f"{a.cycles / a.macs:.2f}" if a.macs else "-"
+        ratio_b = f"{b.cycles / b.macs:.2f}" if b.macs else "-"
+        print(f"| {step} | {a.kernel} | {a.node.split(';')[0][:48]} | {a.macs:,} | {a.instructions:,} | {a.cycles:,} "
+              f"| {ratio_a} | {b.instructions:,} | {b.cycles:,} | {ratio_b} |")  # fmt: skip
+    print(f"| | total | | {m4.macs:,} | {m4.instructions:,} | {m4.cycles:,} | {m4.cycles_per_mac:.2f} "
+          f"| {m0.instructions:,} | {m0.cycles:,} | {m0.cycles_per_mac:.2f} |")  # fmt: skip
+    for r in (m4, m0):
+        print(f"\n`mcucompile bench` {name} on {r.target}: flash {r.flash_bytes:,} B (code {r.code_bytes:,} + "
+              f"constants {r.const_bytes:,}), RAM {r.ram_bytes:,} B (arena {r.arena_bytes:,} + input/output "
+              f"{r.io_bytes:,} + other {r.other_static_bytes:,} + stack {r.stack_bytes:,})")  # fmt: skip
 
 
 if __name__ == "__main__":

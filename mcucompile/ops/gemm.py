@@ -37,13 +37,14 @@ def lower_gemm(node: Node, g: Graph) -> list[KernelCall]:
         np.float64(x.quant.s) * w.quant.scale.astype(np.float64) / np.float64(y.quant.s)
     )
     act_min, act_max = quant.activation_range(node.attr("activation"), y.quant)
+    bias, input_offset = _fold_input_offset(w.data, g.const(node.inputs[2]), -x.quant.zp)
     return [
         KernelCall(
             kernel="mcu_fully_connected_s8",
             template="kernels/fully_connected_s8.c.j2",
             node=node.name,
             params=dict(
-                input_offset=-x.quant.zp,
+                input_offset=input_offset,
                 output_offset=y.quant.zp,
                 act_min=act_min,
                 act_max=act_max,
@@ -51,11 +52,21 @@ def lower_gemm(node: Node, g: Graph) -> list[KernelCall]:
                 depth=int(depth),
                 out_features=int(w.shape[0]),
             ),
-            arrays=dict(weights=w.data, bias=g.const(node.inputs[2]), multiplier=mult, shift=shift),
+            arrays=dict(weights=w.data, bias=bias, multiplier=mult, shift=shift),
             inputs=(node.inputs[0],),
             outputs=node.outputs,
         )
     ]
+
+
+def _fold_input_offset(weights: np.ndarray, bias: np.ndarray, input_offset: int) -> tuple[np.ndarray, int]:
+    """(bias + input_offset * sum(w), 0) per output feature, so the kernel multiplies raw int8 values (two
+    features per pass, SMLAD where available); unchanged where a partial sum could leave int32."""
+    folded = bias.astype(np.int64) + input_offset * weights.astype(np.int64).sum(axis=1)
+    reach = np.abs(folded).max(initial=0) + weights.shape[1] * 128 * 128  # |raw products| <= 128 * 128 each
+    if reach > 2**31 - 1:
+        return bias, input_offset
+    return folded.astype(np.int32), 0
 
 
 @register_kernel("mcu_fully_connected_s8")
