@@ -3,6 +3,8 @@ matches onnxruntime, and the int8 result keeps a high SQNR against onnxruntime (
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 from onnx import helper
@@ -10,6 +12,13 @@ from onnx import helper
 from conftest import check_model, make_model
 
 RNG = np.random.default_rng(7)
+
+
+@pytest.fixture(autouse=True)
+def _rng_per_test(request):
+    """Each test draws its weights from its own seed, so a test sees the same data alone or in the whole file."""
+    global RNG
+    RNG = np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 def _w(*shape):
@@ -187,10 +196,10 @@ def test_views_cost_no_copy(op):
         else helper.make_node("Relu", ["v"], ["y"])
     )
     inits["W2"] = _w(4, 6)
-    # Three random layers with a pool that shrinks the signal: about 24 dB; a view adds no error of its own
-    # (the bit-exact and float checks cover it), a wrong byte order would give about 0 dB.
+    # Three random layers with a pool that shrinks the signal: 13 to 37 dB over 16 weight seeds; a view adds no
+    # error of its own (the bit-exact and float checks cover it), a wrong byte order would give about 0 dB.
     compiled, _ = check_model(
-        make_model([conv, pool, view, fc], {"x": (1, 3, 5, 5)}, ["y"], inits), (1, 3, 5, 5), min_sqnr=20
+        make_model([conv, pool, view, fc], {"x": (1, 3, 5, 5)}, ["y"], inits), (1, 3, 5, 5), min_sqnr=10
     )
     assert "mcu_transpose_s8" not in [c.kernel for c in compiled.program.calls[1:]]
 
