@@ -153,6 +153,38 @@ def test_float_weights_with_quantize_linear_are_quantized_exactly():
     assert np.abs(ours - ort).max() <= 1
 
 
+def test_gemm_with_float_weights_behind_quantize_linear_compiles_and_agrees_with_onnxruntime():
+    """PyTorch's QAT export leaves a Linear's weights as float -> QuantizeLinear -> DequantizeLinear."""
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((5, 12)).astype(np.float32)
+    w_scale = (np.abs(w).max(1) / 127).astype(np.float32)
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        helper.make_node("QuantizeLinear", ["W", "ws", "wz"], ["Wq"], axis=0),
+        helper.make_node("DequantizeLinear", ["Wq", "ws", "wz"], ["Wd"], axis=0),
+        helper.make_node("Gemm", ["xd", "Wd", "B"], ["c"], transB=1),
+        helper.make_node("QuantizeLinear", ["c", "cs", "xz"], ["y"]),
+    ]
+    inits = {
+        "W": w,
+        "B": rng.standard_normal(5).astype(np.float32),
+        "ws": w_scale,
+        "wz": np.zeros(5, np.int8),
+        "xs": np.array(0.02, np.float32),
+        "xz": np.array(3, np.int8),
+        "cs": np.array(0.1, np.float32),
+    }
+    model = make_model(nodes, {"x": (1, 12)}, [], inits)
+    model.graph.output.append(helper.make_tensor_value_info("y", onnx.TensorProto.INT8, None))
+    compiled = mcucompile.compile(model, name="q")
+    x = rng.standard_normal((16, 1, 12)).astype(np.float32)
+    ort = ort_run(model, x).reshape(16, -1).astype(np.int32)
+    q_in = np.clip(np.rint(x / 0.02) + 3, -128, 127).astype(np.int8)
+    ours = compiled.run_reference(q_in).reshape(16, -1).astype(np.int32)
+    assert np.abs(ours - ort).max() <= 1
+
+
 def test_export_qdq_round_trip_agrees_with_the_c(tmp_path):
     """The compiler's own int8 model as QDQ ONNX, run by onnxruntime, against the generated C."""
     from mcucompile.qdq_export import write_qdq

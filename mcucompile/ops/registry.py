@@ -106,11 +106,14 @@ def supported_ops() -> list[str]:
 
 
 def is_constant_operand(g: Graph, name: str) -> bool:
-    """A constant, or (in a QDQ model before fold_qdq) a DequantizeLinear of one."""
+    """A constant, or (in a QDQ model before fold_qdq) a DequantizeLinear of one or of a QuantizeLinear of one
+    (float weights with their quantization, as PyTorch exports them)."""
     if g.is_const(name):
         return True
     producer = g.producer(name)
-    return producer is not None and producer.op == "DequantizeLinear" and g.is_const(producer.inputs[0])
+    if producer is None or producer.op not in ("DequantizeLinear", "QuantizeLinear"):
+        return False
+    return is_constant_operand(g, producer.inputs[0])
 
 
 def attr_ints(node: Node, key: str, default: Any) -> tuple[int, ...]:
