@@ -37,17 +37,16 @@ def _digits():
     return cm, cm.quantize_input(test[0]).ravel()
 
 
-def _ad():
-    cm = mcucompile.compile(MLPERF / "ad.onnx", name="ad")
-    data = np.load(MLPERF / "ad_golden.npz")
+def _mlperf(name: str):
+    cm = mcucompile.compile(MLPERF / f"{name}.onnx", name=name)
+    data = np.load(MLPERF / f"{name}_golden.npz")
     return cm, data["inputs"][0].ravel(), data["outputs"][0].ravel()
 
 
 @pytest.fixture(scope="module")
 def models():
     digits, digits_in = _digits()
-    ad, ad_in, ad_golden = _ad()
-    return {"digits": (digits, digits_in, None), "ad": (ad, ad_in, ad_golden)}
+    return {"digits": (digits, digits_in, None), **{name: _mlperf(name) for name in ("ad", "kws", "vww", "ic")}}
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +62,10 @@ def results(models):
     return get
 
 
+# The Arm builds take the kernels' DSP/assembly paths (M4) and Thumb-1 paths (M0+), which the host never runs:
+# kws, vww and ic cover the fast convolution, depthwise and fully connected kernels on both.
 @pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("model", ["digits", "ad"])
+@pytest.mark.parametrize("model", ["digits", "ad", "kws", "vww", "ic"])
 def test_emulated_output_equals_host_and_reference(models, results, model, target):
     cm, x, golden = models[model]
     result = results(model, target)

@@ -216,77 +216,114 @@ def test_depthwise_conv_s8(c, case):
 
 
 @st.composite
-def conv_1x1_fast_cases(draw):
-    """mcu_conv_1x1_s8_fast calls as ops/conv.py lowers them (bias with the input offset folded in), odd and even
-    pixel counts and output channels, input channels around the 4-byte blocks of the DSP path; and the same conv
-    as an mcu_conv_s8 call with the plain bias."""
-    n, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    cin, cout = draw(st.integers(1, 13)), draw(st.integers(1, 7))
+def conv_fast_cases(draw):
+    """mcu_conv_s8_fast calls as ops/conv.py lowers them (bias with the input offset folded in, weights packed):
+    1x1, 3x3, 10x4 and random kernels, strides, dilations and pads (windows partly or wholly outside the image),
+    odd and even pixel counts and output channels, depths around the chunks of 4; and the same conv as an
+    mcu_conv_s8 call with the plain weights and bias."""
+    from mcucompile.ops.conv import _folded_bias, conv_fast_scratch, pack_conv_fast
+
+    kh, kw = draw(st.sampled_from([(1, 1), (3, 3), (10, 4)]) | st.tuples(st.integers(1, 4), st.integers(1, 4)))
+    n, cin, cout = draw(st.integers(1, 2)), draw(st.integers(1, 9)), draw(st.integers(1, 7))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = (1, 1) if kh * kw > 16 else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    ph, pw = draw(st.integers(0, kh)), draw(st.integers(0, kw))
+    # at least one output pixel: the (dilated) window fits the padded image
+    h = max(draw(st.integers(1, 8)), dh * (kh - 1) + 1 - 2 * ph)
+    w = max(draw(st.integers(1, 8)), dw * (kw - 1) + 1 - 2 * pw)
+    oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    weights = draw(st.sampled_from(["random", "extremes"]))
-    if weights == "random":
-        weights = rng.integers(-127, 128, (cout, 1, 1, cin)).astype(np.int8)
+    if draw(st.booleans()):
+        weights = rng.integers(-127, 128, (cout, kh, kw, cin)).astype(np.int8)
     else:
-        weights = rng.choice(np.array([-127, 127], np.int8), (cout, 1, 1, cin))
-    mult, shift = quant.quantize_multipliers([draw(real_multipliers()) for _ in range(cout)])
+        weights = rng.choice(np.array([-127, 127], np.int8), (cout, kh, kw, cin))
+    # rescalings below 1 (right shifts), from underflow to ordinary: lower_conv gives larger ones to mcu_conv_s8
+    scales = st.floats(1e-13, 1e-10) | st.floats(1e-5, 0.999) | st.floats(1e-4, 4e-3)
+    mult, shift = quant.quantize_multipliers([draw(scales) for _ in range(cout)])
     lo, hi = draw(activation())
     params = dict(
         input_offset=draw(st.sampled_from([-127, 128, 0]) | st.integers(-127, 128)),
         output_offset=draw(st.integers(-128, 127)),
-        stride=(1, 1),
-        padding=(0, 0),
-        dilation=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        stride=(sh, sw),
+        padding=(ph, pw),
+        dilation=(dh, dw),
         act_min=lo,
         act_max=hi,
         in_dims=(n, h, w, cin),
-        filter_dims=(cout, 1, 1, cin),
-        out_dims=(n, h, w, cout),
+        filter_dims=(cout, kh, kw, cin),
+        out_dims=(n, oh, ow, cout),
     )
     params["output_stride"], offset = output_stride(draw, cout)
     bias = rng.integers(-(2**20), 2**20, cout).astype(np.int32)
-    folded = (bias + params["input_offset"] * weights.reshape(cout, -1).astype(np.int64).sum(axis=1)).astype(np.int32)
-    fast = KernelCall("mcu_conv_1x1_s8_fast", "", "t", params,
-                      dict(weights=weights, bias=folded, multiplier=mult, shift=shift), scratch_bytes=2 * cin)
+    folded = _folded_bias(weights, bias, params)
+    assert folded is not None
+    fast = KernelCall("mcu_conv_s8_fast", "", "t", params,
+                      dict(weights=pack_conv_fast(weights), bias=folded, multiplier=mult, shift=shift),
+                      scratch_bytes=conv_fast_scratch(params["filter_dims"]))
     generic = KernelCall("mcu_conv_s8", "", "t", params,
-                         dict(weights=weights, bias=bias, multiplier=mult, shift=shift), scratch_bytes=2 * cin)
+                         dict(weights=weights, bias=bias, multiplier=mult, shift=shift),
+                         scratch_bytes=2 * kh * kw * cin)
     return fast, generic, int8_arrays(draw, n * h * w * cin), offset
 
 
 @pytest.mark.parametrize("path", ["portable", "emulated_dsp"])
 @SETTINGS
-@given(case=conv_1x1_fast_cases())
-def test_conv_1x1_s8_fast(c, c_dsp, path, case):
+@given(case=conv_fast_cases())
+def test_conv_s8_fast(c, c_dsp, path, case):
     fast, generic, x, offset = case
     got = run_conv(c if path == "portable" else c_dsp, fast, x, offset)
     check_stored(fast, [x], output_buffer(fast, offset), offset, got)
-    check_stored(generic, [x], output_buffer(fast, offset), offset, got)  # the fold changes nothing
+    check_stored(generic, [x], output_buffer(fast, offset), offset, got)  # the fold and packing change nothing
 
 
-def test_conv_1x1_s8_fast_rejects_what_it_does_not_implement(c):
-    ffi, lib = c
+def test_conv_fast_weight_packing_round_trips():
+    from mcucompile.ops.conv import pack_conv_fast, unpack_conv_fast
+
+    for o in range(1, 6):
+        for depth in range(1, 11):
+            w = (np.arange(o * depth) % 250 - 124).astype(np.int8).reshape(o, 1, 1, depth)
+            w[w == 0] = 1
+            packed = pack_conv_fast(w)
+            padded = depth + -depth % 4  # zero weights fill the last chunk of 4
+            assert packed.shape == (o * padded,) and np.array_equal(unpack_conv_fast(packed, w.shape), w)
+            assert np.count_nonzero(packed) == np.count_nonzero(w)
+            if o >= 2 and depth >= 4:  # pair 0, chunk 0: channels 0 and 1 at depths 0, 2, 1, 3
+                flat = w.reshape(o, depth)
+                assert list(packed[:8]) == [flat[0, 0], flat[1, 0], flat[0, 2], flat[1, 2],
+                                            flat[0, 1], flat[1, 1], flat[0, 3], flat[1, 3]]
+
+
+def test_conv_s8_fast_rejects_what_it_does_not_implement(c):
     base = dict(input_offset=0, output_offset=0, stride=(1, 1), padding=(0, 0), dilation=(1, 1), act_min=-128,
                 act_max=127, in_dims=(1, 2, 2, 3), filter_dims=(2, 1, 1, 3), out_dims=(1, 2, 2, 2), output_stride=0)
     arrays = dict(weights=np.ones((2, 1, 1, 3), np.int8), bias=np.zeros(2, np.int32),
                   multiplier=np.full(2, 2**30, np.int32), shift=np.zeros(2, np.int32))
     x = np.zeros(12, np.int8)
-    for change in (dict(stride=(2, 1)), dict(padding=(0, 1)), dict(filter_dims=(2, 3, 1, 1)),
-                   dict(out_dims=(1, 1, 2, 2))):
-        call = KernelCall("mcu_conv_1x1_s8_fast", "", "t", {**base, **change}, arrays, scratch_bytes=6)
+    from mcucompile.ops.conv import conv_fast_scratch
+
+    size = conv_fast_scratch(base["filter_dims"])
+    run_conv(c, KernelCall("mcu_conv_s8_fast", "", "t", base, arrays, scratch_bytes=size), x)
+    for change in (dict(filter_dims=(2, 1, 1, 2)), dict(out_dims=(1, 2, 2, 3)), dict(out_dims=(2, 2, 2, 2)),
+                   dict(output_stride=1)):
+        call = KernelCall("mcu_conv_s8_fast", "", "t", {**base, **change}, arrays, scratch_bytes=size)
         with pytest.raises(AssertionError):
             run_conv(c, call, x)
     with pytest.raises(AssertionError):  # scratch too small
-        run_conv(c, KernelCall("mcu_conv_1x1_s8_fast", "", "t", base, arrays, scratch_bytes=4), x)
+        run_conv(c, KernelCall("mcu_conv_s8_fast", "", "t", base, arrays, scratch_bytes=size - 4), x)
 
 
 @st.composite
 def depthwise_3x3_fast_cases(draw):
     """mcu_depthwise_conv_3x3_s8_fast calls as ops/conv.py lowers them (weights packed, bias with the input offset
-    folded in), channels around the blocks of 4, strides 1/2, any padding (windows fully outside the image too);
-    and the same conv as an mcu_depthwise_conv_s8 call with the plain weights and bias."""
+    folded in), channels around the blocks of 4 and past a chunk of 64 (70: chunks of 64 and 4, two left), strides
+    1/2, any padding (windows fully outside the image too), multipliers below 1 (right shifts, as lower_conv
+    requires), biases up to 2^28; and the same conv as an mcu_depthwise_conv_s8 call with the plain weights and
+    bias; and whether the input starts off a word boundary (byte path)."""
     from mcucompile.ops.conv import _depthwise_3x3_bias, pack_depthwise_3x3
     from mcucompile.ops.window import Window
 
-    n, h, w, c = draw(st.integers(1, 2)), draw(st.integers(1, 8)), draw(st.integers(1, 8)), draw(st.integers(1, 13))
+    n, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    c = draw(st.integers(1, 13) | st.integers(1, 13) | st.sampled_from([64, 70]))
     sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     pt, pl, pb, pr = (draw(st.integers(0, 3)) for _ in range(4))
     oh, ow = (h + pt + pb - 3) // sh + 1, (w + pl + pr - 3) // sw + 1
@@ -298,8 +335,9 @@ def depthwise_3x3_fast_cases(draw):
         weights = rng.integers(-127, 128, (1, 3, 3, c)).astype(np.int8)
     else:
         weights = rng.choice(np.array([-127, 127], np.int8), (1, 3, 3, c))
-    # mostly rescalings that keep 9-tap sums inside int8 (not saturated), so every wrong tap shows
-    scales = st.floats(1e-4, 4e-3) | st.floats(1e-4, 4e-3) | real_multipliers()
+    # mostly rescalings that keep 9-tap sums inside int8 (not saturated), so every wrong tap shows; below 1 (a
+    # right shift, down to the underflow to 0) as lower_conv picks this kernel only for those
+    scales = st.floats(1e-4, 4e-3) | st.floats(1e-4, 4e-3) | st.floats(1e-13, 1e-10) | st.floats(1e-5, 0.999)
     mult, shift = quant.quantize_multipliers([draw(scales) for _ in range(c)])
     lo, hi = draw(activation() | st.just((-128, 127)))
     params = dict(
@@ -315,21 +353,24 @@ def depthwise_3x3_fast_cases(draw):
         out_dims=(n, oh, ow, c),
     )
     params["output_stride"], offset = output_stride(draw, c)
-    bias = rng.integers(-(2**12), 2**12, c).astype(np.int32) << draw(st.sampled_from([0, 0, 0, 8]))
+    bias = rng.integers(-(2**12), 2**12, c).astype(np.int32) << draw(st.sampled_from([0, 0, 0, 8, 16]))
     folded = _depthwise_3x3_bias(weights, bias, params, Window((3, 3), (sh, sw), (1, 1), (pt, pl, pb, pr), (oh, ow)))
     assert folded is not None
     fast = KernelCall("mcu_depthwise_conv_3x3_s8_fast", "", "t", params,
                       dict(weights=pack_depthwise_3x3(weights), bias=folded, multiplier=mult, shift=shift))
     generic = KernelCall("mcu_depthwise_conv_s8", "", "t", params,
                          dict(weights=weights, bias=bias, multiplier=mult, shift=shift))
-    return fast, generic, int8_arrays(draw, n * h * w * c), offset
+    return fast, generic, int8_arrays(draw, n * h * w * c), offset, draw(st.sampled_from([0, 0, 1, 2]))
 
 
+@pytest.mark.parametrize("path", ["portable", "emulated_dsp"])
 @SETTINGS
 @given(case=depthwise_3x3_fast_cases())
-def test_depthwise_conv_3x3_s8_fast(c, case):
-    fast, generic, x, offset = case
-    got = run_conv(c, fast, x, offset)
+def test_depthwise_conv_3x3_s8_fast(c, c_dsp, path, case):
+    fast, generic, x, offset, skew = case
+    shifted = np.zeros(x.size + skew, np.int8)  # the input `skew` bytes past a word boundary
+    shifted[skew:] = x
+    got = run_conv(c if path == "portable" else c_dsp, fast, shifted[skew:], offset)
     check_stored(fast, [x], output_buffer(fast, offset), offset, got)
     check_stored(generic, [x], output_buffer(fast, offset), offset, got)  # the fold and packing change nothing
 
@@ -343,9 +384,11 @@ def test_depthwise_3x3_weight_packing_round_trips():
         assert packed.shape == (9 * c,)
         assert np.array_equal(unpack_depthwise_3x3(packed, c), w[0])
         full = c - c % 4
-        if full:  # block 0: tap 0 of channels 0..3, then tap 1 of channels 0..3, ...
-            assert list(packed[:8]) == [w[0, 0, 0, 0], w[0, 0, 0, 1], w[0, 0, 0, 2], w[0, 0, 0, 3],
-                                        w[0, 0, 1, 0], w[0, 0, 1, 1], w[0, 0, 1, 2], w[0, 0, 1, 3]]
+        if full:  # block 0: taps 0 and 3 (ky = 0, 1 of kx = 0) of channels 0, 1, then of channels 2, 3; ...
+            t = w[0].reshape(9, c)
+            assert list(packed[:8]) == [t[0, 0], t[0, 1], t[3, 0], t[3, 1], t[0, 2], t[0, 3], t[3, 2], t[3, 3]]
+            assert list(packed[24:28]) == list(t[8, :4])  # tap 8 after the three column pairs
+            assert list(packed[28:32]) == [t[6, 0], t[6, 1], t[7, 0], t[7, 1]]
 
 
 def test_depthwise_conv_3x3_s8_fast_rejects_what_it_does_not_implement(c):
@@ -359,6 +402,12 @@ def test_depthwise_conv_3x3_s8_fast_rejects_what_it_does_not_implement(c):
                    dict(out_dims=(1, 3, 3, 4)), dict(input_offset=-128), dict(output_stride=1)):
         with pytest.raises(AssertionError):
             run_conv(c, KernelCall("mcu_depthwise_conv_3x3_s8_fast", "", "t", {**base, **change}, arrays), x)
+    # beyond mcu_requantize_fast: a left shift, a shift past -31, a bias leaving no room for 9 taps below 2^29
+    for name, value in (("shift", 1), ("shift", -32), ("bias", 2**29 - 2**18), ("bias", -(2**29) + 2**18)):
+        bad = {**arrays, name: arrays[name].copy()}
+        bad[name][1] = value
+        with pytest.raises(AssertionError):
+            run_conv(c, KernelCall("mcu_depthwise_conv_3x3_s8_fast", "", "t", base, bad), x)
 
 
 @st.composite

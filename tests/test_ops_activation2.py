@@ -65,7 +65,7 @@ def test_pytorch_prelu_per_channel_after_conv_bn(opset):
         net[2].weight.uniform_(-0.5, 0.5)
     model = export(randomize_bn(net), (1, 3, 8, 8), opset=opset)
     compiled, _ = check_model(model, (1, 3, 8, 8))
-    assert _kernels(compiled) == ["mcu_conv_s8", "mcu_prelu_s8"]
+    assert _kernels(compiled) == ["mcu_conv_s8_fast", "mcu_prelu_s8"]
 
 
 def test_qdq_prelu_from_onnxruntime_within_one_lsb(tmp_path):
@@ -89,7 +89,7 @@ def test_qdq_prelu_from_onnxruntime_within_one_lsb(tmp_path):
         op_types_to_quantize=["Conv", "PRelu"],  # onnxruntime leaves PRelu float unless asked
     )
     compiled = mcucompile.compile(qdq_path, name="q")
-    assert _kernels(compiled) == ["mcu_conv_s8", "mcu_prelu_s8", "mcu_conv_1x1_s8_fast", "mcu_prelu_s8"]
+    assert _kernels(compiled) == ["mcu_conv_s8_fast", "mcu_prelu_s8", "mcu_conv_s8_fast", "mcu_prelu_s8"]
     slope = next(n.inputs[1] for n in compiled.float_graph.nodes if n.op == "PRelu")
     assert compiled.float_graph.tensors[slope].quant is not None  # the model's own slope quantization is kept
     lsb = lsb_vs_onnxruntime(compiled, onnx.load(qdq_path), rng.standard_normal((32, 1, 3, 8, 8)).astype(np.float32))

@@ -143,7 +143,10 @@ def test_float_weights_with_quantize_linear_are_quantized_exactly():
     model = make_model(nodes, {"x": (1, 3, 6, 6)}, [], inits)
     model.graph.output.append(helper.make_tensor_value_info("y", onnx.TensorProto.INT8, None))
     compiled = mcucompile.compile(model, name="q")
-    weights = next(c for c in compiled.program.calls if c.kernel == "mcu_conv_s8").arrays["weights"]
+    from mcucompile.ops.conv import unpack_conv_fast
+
+    call = next(c for c in compiled.program.calls if c.kernel == "mcu_conv_s8_fast")
+    weights = unpack_conv_fast(call.arrays["weights"], call.params["filter_dims"])  # packed in the kernel's order
     expected = np.clip(np.rint(w / w_scale[:, None, None, None]), -128, 127).astype(np.int8).transpose(0, 2, 3, 1)
     np.testing.assert_array_equal(weights, expected)
     x = rng.standard_normal((8, 1, 3, 6, 6)).astype(np.float32)

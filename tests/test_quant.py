@@ -86,13 +86,17 @@ def test_activation_range_of_relu6_is_tflites():
     assert lo == q.zp and hi == min(127, q.zp + round(6.0 / q.s))
 
 
-def _c_support_library(no_long_mul: bool):
-    """mcu_requantize and mcu_doubling_high_mul through cffi; no_long_mul: the Thumb-1 path of 16x16 products."""
+def _c_support_library(no_long_mul: bool, define: str = ""):
+    """mcu_requantize, mcu_doubling_high_mul and mcu_requantize_fast through cffi; no_long_mul: the Thumb-1 path of
+    16x16 products; define: one more macro set to 1 (MCU_EMULATE_DSP: the DSP path on its C twins)."""
     src = (
         ("#define MCU_NO_LONG_MUL 1\n" if no_long_mul else "")
+        + (f"#define {define} 1\n" if define else "")
         + '#include "mcu_nn_support.h"\n'
         "int32_t requantize(int32_t x, int32_t m, int32_t s) { return mcu_requantize(x, m, s); }\n"
         "int32_t high_mul(int32_t a, int32_t b) { return mcu_doubling_high_mul(a, b); }\n"
+        "int32_t requantize_fast(int32_t x, int32_t m, int32_t s, int32_t o)\n"
+        "{ return mcu_requantize_fast(x, m, s, o); }\n"
     )
     tmp = tempfile.mkdtemp()
     c_file = Path(tmp) / "support.c"
@@ -103,7 +107,8 @@ def _c_support_library(no_long_mul: bool):
         shutil.copy(h, tmp)
     lib = build_shared_library(c_file, Path(tmp))
     ffi = cffi.FFI()
-    ffi.cdef("int32_t requantize(int32_t x, int32_t m, int32_t s); int32_t high_mul(int32_t a, int32_t b);")
+    ffi.cdef("int32_t requantize(int32_t x, int32_t m, int32_t s); int32_t high_mul(int32_t a, int32_t b);"
+             "int32_t requantize_fast(int32_t x, int32_t m, int32_t s, int32_t o);")
     return ffi.dlopen(str(lib))
 
 
@@ -142,3 +147,22 @@ def test_c_doubling_high_mul_equals_numpy_over_the_whole_int32_range(no_long_mul
 def test_quantize_multiplier_stays_in_the_range_the_c_requantize_assumes(real):
     m, _ = quant.quantize_multiplier(real)
     assert m == 0 or 2**30 <= m < 2**31
+
+
+@pytest.mark.parametrize("path", ["long_mul", "thumb1", "dsp"])
+def test_c_requantize_fast_equals_numpy_in_its_range(path):
+    """mcu_requantize_fast (the *_fast kernels' requantization: |x| < 2^29, shift in [-31, 0]) on each of its
+    paths: the 64-bit product, Thumb-1's three 11-bit pieces (|x| < 2^19, else the 16x16 products) and SMMULR."""
+    lib = _c_support_library(path == "thumb1", "MCU_EMULATE_DSP" if path == "dsp" else "")
+    rng = np.random.default_rng(2)
+    edges = [0, 1, -1, 2**19 - 1, 2**19, -(2**19), -(2**19) - 1, 2**29 - 1, -(2**29) + 1, 2**18, -(2**18)]
+    xs = np.concatenate([rng.integers(-(2**29) + 1, 2**29, 2000), rng.integers(-(2**19), 2**19, 2000),
+                         rng.integers(-2000, 2000, 1000), np.repeat(edges, 20)])
+    ms = rng.choice(np.array([0, 2**30, 2**31 - 1]), xs.size)
+    ms = np.where(rng.random(xs.size) < 0.8, rng.integers(2**30, 2**31, xs.size), ms)
+    shifts = rng.integers(-31, 1, xs.size)
+    offsets = rng.integers(-128, 128, xs.size)
+    expected = quant.multiply_by_quantized_multiplier(xs, ms, shifts) + offsets
+    got = np.array([lib.requantize_fast(int(x), int(m), int(s), int(o)) for x, m, s, o in zip(xs, ms, shifts, offsets)])
+    mismatches = np.flatnonzero(got != expected)
+    assert mismatches.size == 0, [(xs[i], ms[i], shifts[i], offsets[i], got[i], expected[i]) for i in mismatches[:5]]

@@ -1,4 +1,4 @@
-"""Conv -> mcu_conv_s8 (group == 1) or mcu_depthwise_conv_s8 (group == C_in)."""
+"""Conv -> mcu_conv_s8_fast / mcu_conv_s8 (group == 1) or mcu_depthwise_conv_s8 (group == C_in)."""
 
 from __future__ import annotations
 
@@ -80,14 +80,18 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
     )
     kernel = "mcu_depthwise_conv_s8" if depthwise else "mcu_conv_s8"
     scratch = 0 if depthwise else 2 * int(np.prod(weights.shape[1:]))  # one im2col column of int16
-    per_step = 1
+    steps = (1,)  # output pixels whose windows are all read before any of their outputs is written
     weights = np.ascontiguousarray(weights)
-    folded = None if depthwise else _pointwise_bias(weights, bias, params, win)
-    per_channel = depthwise  # depthwise: channel by channel; conv: im2col of the pixel first
+    # (a left shift, a multiplier above 1, is beyond mcu_requantize_fast: the generic kernel takes those)
+    folded = None if depthwise or shift.max(initial=0) > 0 else _folded_bias(weights, bias, params)
+    per_channel = depthwise  # depthwise: channel by channel; conv: im2col of the pixel(s) first
     if folded is not None:
-        # 1x1, stride 1, unpadded: the int8 GEMM kernel, input offset folded into the bias (exact in int32).
-        kernel, bias, scratch, per_step = "mcu_conv_1x1_s8_fast", folded, 2 * int(x.shape[1]), 2
-    dw3x3 = _depthwise_3x3_bias(weights, bias, params, win) if depthwise else None
+        # The int8 GEMM kernel: input offset folded into the bias, weights packed in the order it reads them.
+        kernel, bias, weights = "mcu_conv_s8_fast", folded, pack_conv_fast(weights)
+        scratch = conv_fast_scratch(params["filter_dims"])
+        steps = FAST_PIXELS_PER_STEP
+    # (a left shift, a multiplier above 1, is beyond its requantization: the generic kernel takes those)
+    dw3x3 = _depthwise_3x3_bias(weights, bias, params, win) if depthwise and shift.max(initial=0) <= 0 else None
     if dw3x3 is not None:
         # 3x3, multiplier 1: 4 channels per step, input offset folded into the bias, weights packed per block.
         kernel, bias, weights = "mcu_depthwise_conv_3x3_s8_fast", dw3x3, pack_depthwise_3x3(weights)
@@ -104,28 +108,67 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
             inputs=(node.inputs[0],),
             outputs=node.outputs,
             scratch_bytes=scratch,
-            overlap_gap=overlap_gap(
-                params["in_dims"], params["out_dims"], win.kernel, win.strides, win.pads, win.dilations,
-                per_channel=per_channel,
-                pixels_per_step=per_step,  # the 1x1 GEMM reads a pair of pixels before writing either
+            overlap_gap=max(
+                overlap_gap(
+                    params["in_dims"], params["out_dims"], win.kernel, win.strides, win.pads, win.dilations,
+                    per_channel=per_channel, pixels_per_step=k,
+                )
+                for k in steps  # the same C compiles to either step: the gap must suit both
             ),
         )
     ]
 
 
-def _pointwise_bias(weights: np.ndarray, bias: np.ndarray | None, params: dict, win: Window) -> np.ndarray | None:
-    """bias + input_offset * sum(w) per output channel (int32) when the conv suits mcu_conv_1x1_s8_fast (1x1
-    kernel, stride 1, no padding, the sum in int32), else None."""
-    if weights.shape[1:3] != (1, 1) or tuple(win.strides) != (1, 1) or any(win.pads):
-        return None
-    b = np.zeros(weights.shape[0], np.int64) if bias is None else bias.astype(np.int64)
-    folded = b + params["input_offset"] * weights.reshape(weights.shape[0], -1).astype(np.int64).sum(axis=1)
-    if folded.min(initial=0) < -(2**31) or folded.max(initial=0) > 2**31 - 1:
+def _folded_bias(weights: np.ndarray, bias: np.ndarray | None, params: dict) -> np.ndarray | None:
+    """bias + input_offset * sum(w) per output channel (int32) when mcu_conv_s8_fast can take the conv: the folded
+    bias plus any partial sum of raw int8 products (|w * x| <= 127 * 128 per tap) stays within (-2^29, 2^29), the
+    range of mcu_requantize_fast; else None."""
+    w = weights.reshape(weights.shape[0], -1).astype(np.int64)
+    b = np.zeros(w.shape[0], np.int64) if bias is None else bias.astype(np.int64)
+    folded = b + params["input_offset"] * w.sum(axis=1)
+    margin = w.shape[1] * 127 * 128
+    if folded.min(initial=0) <= -(2**29) + margin or folded.max(initial=0) >= 2**29 - margin:
         return None
     return folded.astype(np.int32)
 
 
-# Folded biases keep this margin from the int32 limits: 9 taps of |w * x| <= 127 * 128 never overflow the sum.
+# mcu_conv_s8_fast takes output pixels 3 at a time where MCU_DSP, 2 in portable C (MCU_CONV_FAST_PIXELS).
+FAST_PIXELS_PER_STEP = (2, 3)
+
+
+def conv_fast_scratch(filter_dims) -> int:
+    """mcu_conv_s8_fast_get_buffer_size: three pixels' windows of int16 (the depth padded to chunks of 4), then the
+    int32 accumulators of 3 pixels x a block of up to 8 channel pairs."""
+    o, kh, kw, c = (int(d) for d in filter_dims)
+    return 3 * 2 * (-(-kh * kw * c // 4) * 4) + 3 * 2 * 4 * min((o + 1) // 2, 8)
+
+
+def pack_conv_fast(weights: np.ndarray) -> np.ndarray:
+    """OHWI weights (or any [O, ...] array) -> the order mcu_conv_s8_fast reads them (mcu_nn.h): per pair of
+    output channels its depths in chunks of 4, the last one padded with zero weights, the two channels interleaved,
+    each chunk in the order depths 0, 2, 1, 3 (SXTB16's split of a word); then the last channel of an odd count, its
+    chunks in depth order. Every chunk is 4-byte aligned for word loads."""
+    o = weights.shape[0]
+    w = weights.reshape(o, -1)
+    w = np.pad(w, ((0, 0), (0, -w.shape[1] % 4)))
+    even = o // 2 * 2
+    order = np.arange(w.shape[1]).reshape(-1, 4)[:, [0, 2, 1, 3]].ravel()
+    pairs = w[:even][:, order].reshape(even // 2, 2, w.shape[1]).transpose(0, 2, 1)  # per pair and position: both
+    return np.ascontiguousarray(np.concatenate([pairs.ravel(), w[even:].ravel()]))
+
+
+def unpack_conv_fast(packed: np.ndarray, filter_dims) -> np.ndarray:
+    """The inverse of pack_conv_fast: the OHWI weights of shape filter_dims (the padding dropped)."""
+    o, depth = int(filter_dims[0]), int(np.prod(filter_dims[1:]))
+    padded = depth + -depth % 4
+    where = pack_conv_fast(np.arange(o * padded).reshape(o, padded))  # packed[i] = padded_w.flat[where[i]]
+    w = np.empty(o * padded, packed.dtype)
+    w[where] = packed
+    return w.reshape(o, padded)[:, :depth].reshape(tuple(int(d) for d in filter_dims))
+
+
+# Folded biases stay this far inside +-2^29, so that with 9 taps of |w * x| <= 127 * 128 (< 2^18) the accumulator
+# is within mcu_requantize_fast's range.
 _DW3X3_MARGIN = 2**18
 
 
@@ -134,7 +177,8 @@ def _depthwise_3x3_bias(
 ) -> np.ndarray | None:
     """bias + input_offset * (sum of the 9 weights) per channel (int32) when the depthwise conv suits
     mcu_depthwise_conv_3x3_s8_fast (3x3, multiplier 1, stride 1 or 2, dilation 1, any padding, the sum within
-    int32 with a margin for the taps), else None."""
+    +-(2^29 - 2^18): mcu_requantize_fast's range with room for the taps), else None. lower_conv also requires
+    right shifts (multipliers below 1)."""
     _, kh, kw, c_out = weights.shape
     if (kh, kw) != (3, 3) or c_out != params["in_dims"][3] or tuple(win.dilations) != (1, 1):
         return None
@@ -142,27 +186,35 @@ def _depthwise_3x3_bias(
         return None
     b = np.zeros(c_out, np.int64) if bias is None else bias.astype(np.int64)
     folded = b + params["input_offset"] * weights.reshape(9, c_out).astype(np.int64).sum(axis=0)
-    if folded.min(initial=0) < -(2**31) + _DW3X3_MARGIN or folded.max(initial=0) > 2**31 - 1 - _DW3X3_MARGIN:
+    if folded.min(initial=0) <= -(2**29) + _DW3X3_MARGIN or folded.max(initial=0) >= 2**29 - _DW3X3_MARGIN:
         return None
     return folded.astype(np.int32)
 
 
+# A block of 4 channels in the order the DSP path reads it (tap = 3 * ky + kx): the taps of rows 0 and 1 of each
+# column in pairs, each pair as two words (channels 0, 1 of both taps; then 2, 3), then tap 8, then taps 6 and 7
+# as a pair.
+_DW3X3_PAIR = [((a, h), (a, h + 1), (b, h), (b, h + 1)) for a, b in ((0, 3), (1, 4), (2, 5), (6, 7)) for h in (0, 2)]
+_DW3X3_ORDER = np.array([tk for pair in _DW3X3_PAIR[:6] + [((8, 0), (8, 1), (8, 2), (8, 3))] + _DW3X3_PAIR[6:]
+                         for tk in pair])
+
+
 def pack_depthwise_3x3(weights: np.ndarray) -> np.ndarray:
-    """[1, 3, 3, C] -> the order mcu_depthwise_conv_3x3_s8_fast reads: per block of 4 channels [9 taps][4], then
-    the last C % 4 channels one by one [9 taps]."""
+    """[1, 3, 3, C] -> the order mcu_depthwise_conv_3x3_s8_fast reads: per block of 4 channels its 36 bytes in
+    _DW3X3_ORDER, then the last C % 4 channels one by one [9 taps]."""
     w = weights.reshape(9, -1)
     c = w.shape[1]
     full = c - c % 4
-    blocks = w[:, :full].reshape(9, full // 4, 4).transpose(1, 0, 2).ravel()
-    return np.ascontiguousarray(np.concatenate([blocks, w[:, full:].T.ravel()]).astype(np.int8))
+    blocks = w[:, :full].reshape(9, full // 4, 4)[_DW3X3_ORDER[:, 0], :, _DW3X3_ORDER[:, 1]].T.ravel()
+    return np.ascontiguousarray(np.concatenate([blocks, w[:, full:].T.ravel()]))
 
 
 def unpack_depthwise_3x3(packed: np.ndarray, c: int) -> np.ndarray:
     """The inverse of pack_depthwise_3x3: [3, 3, C]."""
-    full = c - c % 4
-    blocks = packed[: 9 * full].reshape(full // 4, 9, 4).transpose(1, 0, 2).reshape(9, full)
-    tail = packed[9 * full :].reshape(c - full, 9).T
-    return np.concatenate([blocks, tail], axis=1).reshape(3, 3, c)
+    where = pack_depthwise_3x3(np.arange(9 * c).reshape(1, 3, 3, c).astype(np.int64))  # packed[i] = w.flat[where[i]]
+    w = np.empty_like(packed)
+    w[where] = packed
+    return w.reshape(3, 3, c)
 
 
 def _window_of_call(call: KernelCall, kh: int, kw: int) -> Window:
@@ -197,13 +249,18 @@ def conv_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
     return _finish(call, cols @ w.reshape(o, -1).T)
 
 
-@register_kernel("mcu_conv_1x1_s8_fast")
-def conv_1x1_s8_fast_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
-    """The raw int8 input times the weights, plus the bias with the input offset folded in (lower_conv)."""
-    w = call.arrays["weights"].astype(np.int64)  # [O, 1, 1, I]
-    n, h, wd, c = call.params["in_dims"]
-    x = to_logical(inputs[0], (n, c, h, wd)).astype(np.int64).transpose(0, 2, 3, 1).reshape(-1, c)
-    return _finish(call, x @ w.reshape(w.shape[0], -1).T)
+@register_kernel("mcu_conv_s8_fast")
+def conv_s8_fast_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
+    """The raw int8 input (taps outside the image read the zero point -input_offset) times the unpacked weights,
+    plus the bias with the input offset folded in (lower_conv)."""
+    w = unpack_conv_fast(call.arrays["weights"], call.params["filter_dims"]).astype(np.int64)  # OHWI
+    o, kh, kw, c = w.shape
+    n, h, wd, _ = call.params["in_dims"]
+    xs = to_logical(inputs[0], (n, c, h, wd)).astype(np.int64)
+    cols = gather_windows(xs, _window_of_call(call, kh, kw), -call.params["input_offset"])  # (N, C, KH, KW, OH, OW)
+    _, _, _, _, oh, ow = cols.shape
+    cols = cols.transpose(0, 4, 5, 2, 3, 1).reshape(n * oh * ow, kh * kw * c)
+    return _finish(call, cols @ w.reshape(o, -1).T)
 
 
 @register_kernel("mcu_depthwise_conv_s8")

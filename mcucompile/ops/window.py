@@ -94,8 +94,8 @@ def overlap_gap(
     mcu_depthwise_conv_3x3_s8_fast, which writes blocks of 4 channels after reading them, then the last C % 4 one
     by one: the same gap unless C == 4, a single block, where per_channel=False gives its gap).
     pixels_per_step=k (per_channel=False only): the pixels are taken k at a time in (batch, row, column) order
-    across rows, the k windows all read before any of the k pixels' channels is written (mcu_conv_1x1_s8_fast
-    copies a pair of input pixels to scratch first).
+    across rows, the k windows all read before any of the k pixels' channels is written (mcu_conv_s8_fast
+    im2cols 3 or 2 windows to scratch first).
     """
     n, h, w, c_in = (int(d) for d in in_dims)
     _, oh, ow, c_out = (int(d) for d in out_dims)

@@ -41,29 +41,42 @@ MCU_API mcu_status mcu_conv_s8(const mcu_context *ctx,
 MCU_API int32_t mcu_conv_s8_get_buffer_size(const mcu_dims *filter_dims);
 
 /**
- * @brief Per-channel int8 1x1 convolution, stride 1, no padding, as an int8 GEMM (2 pixels x 2 output channels
- *        per step; two MACs per SMLAD where MCU_DSP, see mcu_nn_support.h). Same results as mcu_conv_s8 given
- *        bias'[o] = bias[o] + input_offset * sum(filter[o]) (folded at compile time; input_offset is not read).
- * @param[in]  ctx          Scratch of mcu_conv_1x1_s8_fast_get_buffer_size() bytes: a pair of input pixels is
- *                          copied there before any of its outputs is written.
- * @param[in]  params       stride 1, padding 0; output_stride as mcu_conv_s8.
- * @param[in]  filter_dims  Format: [C_OUT, 1, 1, C_IN]
+ * @brief Per-channel int8 2-D convolution (group = 1) as an int8 GEMM: im2col of 3 output pixels at a time where
+ *        MCU_DSP (2 otherwise) into int16 scratch, then 3 (2) pixels x 2 output channels per pass over the packed
+ *        weights, two MACs per SMLAD where MCU_DSP (see mcu_nn_support.h). Same results as mcu_conv_s8 given
+ *        bias'[o] = bias[o] + input_offset * sum(filter[o]) (folded at compile time) and the filter packed by
+ *        mcucompile/ops/conv.py pack_conv_fast, for
+ *        |bias'[o]| + HK * WK * C_IN * 127 * 128 < 2^29 (no partial sum leaves mcu_requantize_fast's range) and
+ *        every quant->shift <= 0; lower_conv gives other convolutions to mcu_conv_s8.
+ * @param[in]  ctx          Scratch of mcu_conv_s8_fast_get_buffer_size() bytes, 4-byte aligned: the windows of a
+ *                          step's output pixels are copied there before any of the step's outputs is written.
+ * @param[in]  params       As mcu_conv_s8; input_offset only gives the value of taps outside the image (the input
+ *                          zero point, -input_offset).
+ * @param[in]  quant        As mcu_conv_s8; every shift <= 0.
+ * @param[in]  filter_dims  [C_OUT, HK, WK, C_IN] of the unpacked filter.
+ * @param[in]  filter       C_OUT * D4 bytes, 4-byte aligned, D4 = HK * WK * C_IN rounded up to a multiple of 4.
+ *                          Per pair of output channels, its depths (ky * WK + kx) * C_IN + ic in chunks of 4, the
+ *                          last one padded with zero weights, the two channels interleaved, each chunk in the order
+ *                          depths 0, 2, 1, 3; then, if C_OUT is odd, the last channel's chunks in depth order.
  * @param[in]  bias         int32, length C_OUT, with the input offset folded in (not NULL).
- * @param[out] output       Format: [N, H, W, C_OUT], pixels output_stride apart as mcu_conv_s8.
+ * @param[out] output       As mcu_conv_s8.
+ * @return MCU_STATUS_ARG_ERROR if channel counts disagree, output_stride is invalid, the scratch is too small or
+ *         the filter or scratch is not 4-byte aligned.
  */
-MCU_API mcu_status mcu_conv_1x1_s8_fast(const mcu_context *ctx,
-                                        const mcu_conv_params *params,
-                                        const mcu_per_channel_quant *quant,
-                                        const mcu_dims *input_dims,
-                                        const int8_t *input,
-                                        const mcu_dims *filter_dims,
-                                        const int8_t *filter,
-                                        const int32_t *bias,
-                                        const mcu_dims *output_dims,
-                                        int8_t *output);
+MCU_API mcu_status mcu_conv_s8_fast(const mcu_context *ctx,
+                                    const mcu_conv_params *params,
+                                    const mcu_per_channel_quant *quant,
+                                    const mcu_dims *input_dims,
+                                    const int8_t *input,
+                                    const mcu_dims *filter_dims,
+                                    const int8_t *filter,
+                                    const int32_t *bias,
+                                    const mcu_dims *output_dims,
+                                    int8_t *output);
 
-/** @brief Scratch bytes of mcu_conv_1x1_s8_fast: 2 * C_IN. */
-MCU_API int32_t mcu_conv_1x1_s8_fast_get_buffer_size(const mcu_dims *input_dims);
+/** @brief Scratch bytes of mcu_conv_s8_fast (either build): 6 * (HK * WK * C_IN rounded up to a multiple of 4)
+ *         + 24 * min((C_OUT + 1) / 2, 8). */
+MCU_API int32_t mcu_conv_s8_fast_get_buffer_size(const mcu_dims *filter_dims);
 
 /**
  * @brief Per-channel int8 depthwise convolution; output channel o reads input channel o / (C_OUT / C_IN).
@@ -86,17 +99,25 @@ MCU_API mcu_status mcu_depthwise_conv_s8(const mcu_context *ctx,
 
 /**
  * @brief Per-channel int8 depthwise 3x3 convolution, depth multiplier 1, dilation 1, any stride and padding:
- *        4 channels per step, the 9 taps unrolled, portable C. Same results as mcu_depthwise_conv_s8 given
- *        bias'[c] = bias[c] + input_offset * (sum of the 9 weights of c) (folded at compile time) and the weights
- *        packed as below; a tap outside the image reads the zero point -input_offset (adds 0 against bias').
+ *        4 channels per step, the 9 taps unrolled; where MCU_DSP, two taps per SMLAD (see mcu_nn_support.h).
+ *        Same results as mcu_depthwise_conv_s8 given bias'[c] = bias[c] + input_offset * (sum of the 9 weights of
+ *        c) (folded at compile time) and the weights packed as below; a tap outside the image reads the zero point
+ *        -input_offset (adds 0 against bias').
  * @param[in]  ctx          Unused (may be NULL).
  * @param[in]  params       input_offset in [-127, 128]; dilation 1; stride >= 1; output_stride as mcu_conv_s8.
+ * @param[in]  quant        shift[c] in [-31, 0] (a multiplier below 1; mcu_requantize_fast).
  * @param[in]  input_dims   Format: [N, H, W, C]
- * @param[in]  filter_dims  [1, 3, 3, C]; filter packed per block of 4 channels c..c+3 as [9 taps][4], then the
- *                          last C % 4 channels one by one as [9 taps] (tap = 3 * ky + kx).
- * @param[in]  bias         int32, length C, with the input offset folded in (not NULL).
+ * @param[in]  filter_dims  [1, 3, 3, C]
+ * @param[in]  filter       9 * C bytes, 4-byte aligned (tap = 3 * ky + kx). Per block of 4 channels c..c+3, 36
+ *                          bytes: for the tap pairs (0, 3), (1, 4), (2, 5) two words each, (x_c, x_c+1, y_c,
+ *                          y_c+1) then (x_c+2, x_c+3, y_c+2, y_c+3) for the pair's taps x, y; then tap 8's word
+ *                          (channels c..c+3); then the pair (6, 7) as two words. Then the last C % 4 channels one
+ *                          by one as [9 taps].
+ * @param[in]  bias         int32, length C, with the input offset folded in (not NULL); |bias'| < 2^29 - 2^18.
  * @param[out] output       Format: [N, H_OUT, W_OUT, C], pixels output_stride apart as mcu_conv_s8. Per pixel, a
  *                          block's channels are written after all its reads, block after block.
+ * @return MCU_STATUS_ARG_ERROR if shapes disagree, a stride is below 1, dilation is not 1, output_stride is
+ *         invalid, the filter is not 4-byte aligned, or a bias or shift is out of the ranges above.
  */
 MCU_API mcu_status mcu_depthwise_conv_3x3_s8_fast(const mcu_context *ctx,
                                                   const mcu_conv_params *params,
@@ -135,6 +156,8 @@ MCU_API mcu_status mcu_conv_transpose_s8(const mcu_context *ctx,
 
 /**
  * @brief Per-channel int8 fully connected layer: output[n][o] = requant(sum_k w[o][k] * (x[n][k] + input_offset) + b[o]).
+ *        With input_offset 0 and a bias (the compiler folds the offset into the bias where the sums stay in
+ *        int32), two output features per pass over the row, two MACs per SMLAD where MCU_DSP.
  * @param[in]  input_dims   Format: [N, 1, 1, K]
  * @param[in]  filter_dims  Format: [C_OUT, 1, 1, K]
  * @param[out] output       Format: [N, 1, 1, C_OUT]

@@ -24,6 +24,12 @@
         }                                                                                                              \
     } while (0)
 
+#if defined(__GNUC__)
+#define MCU_MAYBE_UNUSED __attribute__((unused)) /* a model without a *_fast kernel leaves these unused */
+#else
+#define MCU_MAYBE_UNUSED
+#endif
+
 static inline int32_t mcu_clamp(int32_t v, int32_t lo, int32_t hi)
 {
     return v < lo ? lo : (v > hi ? hi : v);
@@ -53,7 +59,9 @@ static inline int32_t mcu_mul_high_rounded(int32_t a, int32_t b)
 {
 #if defined(MCU_NO_LONG_MUL) && MCU_NO_LONG_MUL
     /* a = ah 2^16 + al, b = bh 2^16 + bl (al, bl unsigned). Every partial sum below fits in 32 bits: */
-    const int32_t ah = a >> 16, bh = b >> 16;
+    /* the signed high halves, sign-extended without shifting a negative value */
+    const int32_t ah = (int32_t)(((uint32_t)a >> 16) ^ 0x8000u) - 0x8000;
+    const int32_t bh = (int32_t)(((uint32_t)b >> 16) ^ 0x8000u) - 0x8000;
     const int32_t al = (int32_t)((uint32_t)a & 0xFFFFu), bl = (int32_t)((uint32_t)b & 0xFFFFu);
     const uint32_t low = (uint32_t)al * (uint32_t)bl;                   /* < 2^32 */
     const int32_t cross_a = ah * bl;                                      /* |.| < 2^31 */
@@ -69,7 +77,7 @@ static inline int32_t mcu_mul_high_rounded(int32_t a, int32_t b)
 }
 
 /* gemmlowp SaturatingRoundingDoublingHighMul: (a * b * 2 + 2^31) / 2^32 rounded, the one overflow case saturated. */
-static inline int32_t mcu_doubling_high_mul(int32_t a, int32_t b)
+MCU_MAYBE_UNUSED static inline int32_t mcu_doubling_high_mul(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN)
     {
@@ -105,11 +113,6 @@ static inline int32_t mcu_requantize(int32_t x, int32_t multiplier, int32_t shif
  * Armv7E-M / Armv8-M with the DSP extension (ACLE intrinsics), or anywhere with -DMCU_EMULATE_DSP (portable C
  * twins of the same instructions, so the host tests run the DSP code path bit for bit). Otherwise the kernels
  * take their portable C path (Cortex-M0+, RISC-V, host). */
-#if defined(__GNUC__)
-#define MCU_MAYBE_UNUSED __attribute__((unused)) /* a model without a *_fast kernel leaves these unused */
-#else
-#define MCU_MAYBE_UNUSED
-#endif
 
 /* One output row of a broadcasting elementwise kernel: `count` outputs, each input stepping by its innermost stride
  * (1: contiguous, 0: one broadcast value). `params` is the kernel's own params struct. */
@@ -199,6 +202,127 @@ MCU_MAYBE_UNUSED static inline uint32_t mcu_read_u32(const int8_t *p)
     uint32_t v;
     memcpy(&v, p, sizeof v);
     return v;
+}
+
+/* More DSP helpers for the *_fast kernels, as above: ACLE or inline asm on Arm, bit-exact C twins under
+ * MCU_EMULATE_DSP. PKHBT: the low halfword of a under the low halfword of b; PKHTB: the high halfword of a over
+ * the high halfword of b. SMLABB / SMLATT: acc + the product of the low (high) signed halfwords. SMMULR: the
+ * high word of a * b, rounded. */
+#if defined(MCU_EMULATE_DSP)
+MCU_MAYBE_UNUSED static inline uint32_t mcu_pkhbt(uint32_t a, uint32_t b)
+{
+    return (a & 0xFFFFu) | (b << 16);
+}
+MCU_MAYBE_UNUSED static inline uint32_t mcu_pkhtb(uint32_t a, uint32_t b)
+{
+    return (a & 0xFFFF0000u) | (b >> 16);
+}
+MCU_MAYBE_UNUSED static inline int32_t mcu_smlabb(int32_t a, int32_t b, int32_t acc)
+{
+    const int32_t alo = (int16_t)(uint16_t)((uint32_t)a & 0xFFFFu), blo = (int16_t)(uint16_t)((uint32_t)b & 0xFFFFu);
+    return (int32_t)((uint32_t)acc + (uint32_t)(alo * blo));
+}
+MCU_MAYBE_UNUSED static inline int32_t mcu_smlatt(int32_t a, int32_t b, int32_t acc)
+{
+    const int32_t ahi = (int16_t)(uint16_t)((uint32_t)a >> 16), bhi = (int16_t)(uint16_t)((uint32_t)b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)(ahi * bhi));
+}
+MCU_MAYBE_UNUSED static inline int32_t mcu_smmulr(int32_t a, int32_t b)
+{
+    return (int32_t)(((int64_t)a * b + (INT64_C(1) << 31)) >> 32);
+}
+#elif MCU_DSP
+#define mcu_smlabb(a, b, acc) __smlabb((a), (b), (acc))
+#define mcu_smlatt(a, b, acc) __smlatt((a), (b), (acc))
+#if defined(__GNUC__)
+MCU_MAYBE_UNUSED static inline uint32_t mcu_pkhbt(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+MCU_MAYBE_UNUSED static inline uint32_t mcu_pkhtb(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+MCU_MAYBE_UNUSED static inline int32_t mcu_smmulr(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+#else
+#define mcu_pkhbt(a, b) (((uint32_t)(a) & 0xFFFFu) | ((uint32_t)(b) << 16))
+#define mcu_pkhtb(a, b) (((uint32_t)(a) & 0xFFFF0000u) | ((uint32_t)(b) >> 16))
+#define mcu_smmulr(a, b) ((int32_t)(((int64_t)(a) * (b) + (INT64_C(1) << 31)) >> 32))
+#endif
+#endif
+
+/* Each signed byte of v clamped to [the same byte of lo4, that of hi4]: four int8 outputs at once for the *_fast
+ * kernels (SSUB8 sets the GE flags that SEL reads: a max, then a min), bit-exact C twin under MCU_EMULATE_DSP. */
+#if MCU_DSP && !defined(MCU_EMULATE_DSP) && defined(__GNUC__)
+MCU_MAYBE_UNUSED static inline uint32_t mcu_clamp_s8x4(uint32_t v, uint32_t lo4, uint32_t hi4)
+{
+    uint32_t t;
+    __asm__("ssub8 %[t], %[v], %[lo]\n\t"
+            "sel   %[v], %[v], %[lo]\n\t"
+            "ssub8 %[t], %[hi], %[v]\n\t"
+            "sel   %[v], %[v], %[hi]"
+            : [v] "+r"(v), [t] "=&r"(t)
+            : [lo] "r"(lo4), [hi] "r"(hi4)
+            : "cc");
+    return v;
+}
+#elif MCU_DSP
+MCU_MAYBE_UNUSED static inline uint32_t mcu_clamp_s8x4(uint32_t v, uint32_t lo4, uint32_t hi4)
+{
+    uint32_t r = 0;
+    for (uint32_t i = 0; i < 32; i += 8)
+    {
+        const int32_t x = (int8_t)(uint8_t)(v >> i), lo = (int8_t)(uint8_t)(lo4 >> i), hi = (int8_t)(uint8_t)(hi4 >> i);
+        r |= (uint32_t)(uint8_t)(x < lo ? lo : (x > hi ? hi : x)) << i;
+    }
+    return r;
+}
+#endif
+
+/* A branch hint: the condition is almost always true. */
+#if defined(__GNUC__)
+#define MCU_LIKELY(cond) __builtin_expect(!!(cond), 1)
+#else
+#define MCU_LIKELY(cond) (cond)
+#endif
+
+/* mcu_requantize(x, multiplier, shift) + offset where |x| < 2^29, -31 <= shift <= 0 and |offset| < 2^8 (the
+ * *_fast kernels check this range at compile time), in fewer instructions. With r the rounded doubling high
+ * product, the halves-away-from-zero division by 2^e is (((2r - [r < 0]) >> e) + 1) >> 1 (floor identities), and
+ * that last shift takes the offset too. r is one SMMULR of 2x where MCU_DSP. Thumb-1 has no long multiply:
+ * for |x| < 2^19, three products with 11-bit pieces of the multiplier (each within 2^30), rounded down piece
+ * by piece, give the same floor; larger x take mcu_mul_high_rounded. */
+MCU_MAYBE_UNUSED static inline int32_t mcu_requantize_fast(int32_t x, int32_t multiplier, int32_t shift,
+                                                           int32_t offset)
+{
+#if MCU_DSP
+    const int32_t r = mcu_smmulr(2 * x, multiplier);
+#elif defined(MCU_NO_LONG_MUL) && MCU_NO_LONG_MUL
+    int32_t r;
+    if (MCU_LIKELY((x >> 19) == -(x < 0 ? 1 : 0))) /* -2^19 <= x < 2^19 */
+    {
+        const int32_t low = (x * (multiplier & 0x7FF)) >> 11;
+        const int32_t mid = (x * ((multiplier >> 11) & 0x7FF) + low) >> 11;
+        r = (x * (multiplier >> 22) + mid + (1 << 8)) >> 9;
+    }
+    else
+    {
+        r = mcu_mul_high_rounded(x, multiplier);
+    }
+#else
+    const int32_t r = mcu_mul_high_rounded(x, multiplier);
+#endif
+    const int32_t t = (2 * r - (int32_t)((uint32_t)r >> 31)) >> -shift;
+    return (t + (2 * offset + 1)) >> 1;
 }
 
 #endif /* MCU_NN_SUPPORT_H */
