@@ -69,23 +69,23 @@ def train_digits_dscnn(epochs: int = 40, seed: int = 0):
     return model.eval(), (x_train, y_train, x_test, y_test)
 
 
-def export_onnx(model: nn.Module, path: Path) -> None:
-    """Opset 13 with constant folding off, so BatchNormalization stays for the compiler to fold."""
+def to_onnx(model: nn.Module, input_shape: tuple = INPUT_SHAPE, fold_constants: bool = False) -> onnx.ModelProto:
+    """Opset 13 with constant folding off by default, so BatchNormalization stays for the compiler to fold."""
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model.eval(),
-            torch.zeros(1, *INPUT_SHAPE),
+            torch.zeros(1, *input_shape),
             buf,
             opset_version=13,
             dynamo=False,
-            do_constant_folding=False,
+            do_constant_folding=fold_constants,
             input_names=["input"],
             output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
         )
-    onnx.save(onnx.load_from_string(buf.getvalue()), path)
+    return onnx.load_from_string(buf.getvalue())
 
 
 def main() -> None:
@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     model, (x_train, y_train, x_test, y_test) = train_digits_dscnn(args.epochs)
     args.out.mkdir(parents=True, exist_ok=True)
-    export_onnx(model, args.out / "digits_dscnn.onnx")
+    onnx.save(to_onnx(model), args.out / "digits_dscnn.onnx")
     np.save(args.out / "digits_calib.npy", x_train[:64])
     np.savez(args.out / "digits_test.npz", x=x_test, y=y_test)
 

@@ -34,6 +34,7 @@ class CompiledModel:
     program: "Program"  # noqa: F821 - mcucompile.lower.Program
     plan: "ArenaPlan"  # noqa: F821 - mcucompile.memory.ArenaPlan
     stats: "ModelStats"  # noqa: F821 - mcucompile.stats.ModelStats
+    pruning: "PruningReport"  # noqa: F821 - mcucompile.stats.PruningReport: dead channels removed, sparsity left
     c_source: str
     h_source: str
     onnx_model: object = field(repr=False, default=None)  # the ModelProto, for onnxruntime comparisons
@@ -53,6 +54,7 @@ class CompiledModel:
                 f"arena      {p.size:,} bytes (lower bound {p.lower_bound:,}, placement {p.strategy})",
                 *([f"schedule   calls reordered: arena {p.given_size:,} -> {p.size:,} bytes"] if p.reordered else []),
                 f"MACs       {s.macs:,}",
+                *self.pruning.summary_lines(),
             ]
         )
 
@@ -150,7 +152,7 @@ def compile(
     from .memory import check_ram_limit, parse_bytes, plan
     from .passes.fold_qdq import is_qdq
     from .passes.quantize import quantize
-    from .stats import model_stats
+    from .stats import model_stats, pruning_report
     from .support import require_supported
 
     limit = None if ram_limit is None else parse_bytes(ram_limit)
@@ -164,8 +166,11 @@ def compile(
     g = onnx_import.import_onnx(proto, input_shapes)
     require_supported(g)  # fail fast, naming every unsupported node
     prequantized = is_qdq(g)
-    g = passes.run_passes(g, passes.FLOAT_PIPELINE)
+    received = [g]  # the graph each pass receives, for the report of what dead-channel elimination removed
+    g = passes.run_passes(g, passes.FLOAT_PIPELINE, trace=lambda _, out: received.append(out))
     require_supported(g, frozenset())  # what the passes left must be lowerable too
+    i = passes.FLOAT_PIPELINE.index(passes.eliminate_dead_channels)
+    pruning = pruning_report(received[i], received[i + 1])
     if prequantized:
         if calibration is not None:
             print(
@@ -190,7 +195,7 @@ def compile(
         check_ram_limit(program, arena, limit)
     stats = model_stats(program)
     c_text, h_text = render(program, arena, name, source, stats)
-    return CompiledModel(name, source, g, qg, program, arena, stats, c_text, h_text, proto)
+    return CompiledModel(name, source, g, qg, program, arena, stats, pruning, c_text, h_text, proto)
 
 
 def check_output_dir(out_dir: str | os.PathLike) -> Path:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from ..ir import Graph
 from .canonicalize import canonicalize, remove_identity_and_dropout
+from .dead_channels import eliminate_dead_channels
 from .fold_batchnorm import fold_batchnorm
 from .fold_channel_shuffle import fold_channel_shuffle
 from .fold_pad import fold_pad
@@ -29,6 +30,9 @@ FLOAT_PIPELINE: tuple[Pass, ...] = (
     fold_batchnorm,
     fuse_activation,
     fuse_pointwise,
+    # Last: a zero filter's channel is act(bias) only once BN is folded and the activation fused, and every
+    # pointwise chain it passes through is one node by now.
+    eliminate_dead_channels,
 )
 
 
