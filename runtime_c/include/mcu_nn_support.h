@@ -177,6 +177,15 @@ MCU_MAYBE_UNUSED static inline int32_t mcu_smlad(int32_t a, int32_t b, int32_t a
 #define MCU_DSP 0
 #endif
 
+/* The *_fast kernels' register-hungry inline-assembly blocks (up to 13 registers): where a GCC-compatible compiler
+ * optimizes for the DSP extension; not under MCU_EMULATE_DSP, not at -O0, and not with -DMCU_NO_INLINE_ASM (for
+ * builds that reserve registers, e.g. -ffixed-r9 with a frame pointer). Elsewhere the kernels' C twins run. */
+#if MCU_DSP && !defined(MCU_EMULATE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(MCU_NO_INLINE_ASM)
+#define MCU_KERNEL_ASM 1
+#else
+#define MCU_KERNEL_ASM 0
+#endif
+
 /* x rotated right by 8 bits. */
 MCU_MAYBE_UNUSED static inline uint32_t mcu_ror8(uint32_t x)
 {

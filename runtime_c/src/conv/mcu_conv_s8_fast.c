@@ -20,12 +20,15 @@
 #else
 #define MCU_CONV_FAST_PIXELS 2
 #endif
-/* Channel pairs per GEMM block: their accumulators wait in scratch for the requantization. */
+/* Channel pairs per GEMM block of the portable build: their accumulators wait in scratch for the requantization
+ * (MCU_DSP requantizes each pair from registers; the scratch keeps the room, im2col stages windows there). */
 #define MCU_CONV_FAST_PAIRS 8
 #if defined(__GNUC__)
 #define MCU_CONV_FAST_NOINLINE __attribute__((noinline))
+#define MCU_CONV_FAST_INLINE __attribute__((always_inline)) inline
 #else
 #define MCU_CONV_FAST_NOINLINE
+#define MCU_CONV_FAST_INLINE inline
 #endif
 
 MCU_API int32_t mcu_conv_s8_fast_get_buffer_size(const mcu_dims *filter_dims)
@@ -231,14 +234,8 @@ MCU_CONV_FAST_NOINLINE static void mcu_conv_s8_fast_im2col(int16_t *col,
  * x: the words [q0 q1] of pixels 0, 1, 2, then [q2 q3] of pixels 0, 1, 2; w: a word of channels 0, 1 interleaved
  * at q0 q1, then one at q2 q3, whose SXTB16 is channel 0's lanes and SXTB16 with ROR 8 channel 1's. In asm: 28
  * cycles for 24 MACs (four LDRD with post-increment, 4 SXTB16, 12 SMLAD) in 13 registers; GCC's own schedule of
- * the same C needs more registers than there are and spills accumulators. Unoptimized builds (whose operands need
- * more registers still) take the C. */
-#if defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(MCU_EMULATE_DSP)
-#define MCU_CONV_FAST_ASM 1
-#else
-#define MCU_CONV_FAST_ASM 0
-#endif
-#if MCU_CONV_FAST_ASM
+ * the same C needs more registers than there are and spills accumulators. (MCU_KERNEL_ASM says where.) */
+#if MCU_KERNEL_ASM
 #define MCU_CONV_FAST_CHUNK_ASM                                                                                        \
     "ldrd   %[wa], %[wb], [%[w]], #8\n\t"                                                                             \
     "ldrd   %[xa], %[xb], [%[x]], #8\n\t"                                                                             \
@@ -265,9 +262,9 @@ MCU_CONV_FAST_NOINLINE static void mcu_conv_s8_fast_im2col(int16_t *col,
         [a11] "+r"(acc[4]), [a12] "+r"(acc[5]), [wa] "=&r"(wa), [wb] "=&r"(wb), [w0] "=&r"(w0), [xa] "=&r"(xa),      \
         [xb] "=&r"(xb)
 #endif
-static inline void mcu_conv_s8_fast_chunk(const int16_t **x, const int8_t **w, int32_t acc[6])
+static MCU_CONV_FAST_INLINE void mcu_conv_s8_fast_chunk(const int16_t **x, const int8_t **w, int32_t acc[6])
 {
-#if MCU_CONV_FAST_ASM
+#if MCU_KERNEL_ASM
     int32_t wa, wb, w0, xa, xb;
     __asm__(MCU_CONV_FAST_CHUNK_ASM : MCU_CONV_FAST_CHUNK_OPERANDS : : "memory");
 #else
@@ -288,10 +285,14 @@ static inline void mcu_conv_s8_fast_chunk(const int16_t **x, const int8_t **w, i
 
 /* Whole chunks four at a time until *x reaches end (at least four). The asm loop compares with `end` in memory
  * through a dead temporary: every register holds a value of the loop. (Clang cannot allocate that operand too:
- * there, a C loop around the one-chunk asm.) */
-static inline void mcu_conv_s8_fast_chunks4(const int16_t **x, const int8_t **w, const int16_t *end, int32_t acc[6])
+ * there, a C loop around the one-chunk asm.) It and mcu_conv_s8_fast_chunk are always inlined: out of line, the
+ * accumulators would live in memory. */
+static MCU_CONV_FAST_INLINE void mcu_conv_s8_fast_chunks4(const int16_t **x,
+                                                          const int8_t **w,
+                                                          const int16_t *end,
+                                                          int32_t acc[6])
 {
-#if MCU_CONV_FAST_ASM && !defined(__clang__)
+#if MCU_KERNEL_ASM && !defined(__clang__)
     int32_t wa, wb, w0, xa, xb;
     __asm__("1:\n\t" MCU_CONV_FAST_CHUNK_ASM MCU_CONV_FAST_CHUNK_ASM MCU_CONV_FAST_CHUNK_ASM MCU_CONV_FAST_CHUNK_ASM
             "ldr    %[xa], %[end]\n\t"
@@ -341,6 +342,101 @@ MCU_CONV_FAST_NOINLINE static void mcu_conv_s8_fast_positions(const int16_t *x, 
 }
 #endif
 
+/* v saturated to int8: one SSAT, into which GCC folds the last shift of mcu_requantize_fast. (The builtin behind
+ * ACLE's __ssat: GCC's arm_acle.h macro trips -Wsign-conversion.) */
+#if MCU_DSP && !defined(MCU_EMULATE_DSP) && defined(__GNUC__)
+#define mcu_conv_s8_fast_sat8(v) ((int32_t)__builtin_arm_ssat((v), 8))
+#elif MCU_DSP
+static inline int32_t mcu_conv_s8_fast_sat8(int32_t v)
+{
+    return v < -128 ? -128 : (v > 127 ? 127 : v);
+}
+#endif
+
+#if MCU_DSP
+/* For the out_c / 2 channel pairs: the products of the pixels' column with the pair's weights (from w on) on top
+ * of the bias in 6 registers, then straight from them requantized and clamped into out[slot] (|acc| < 2^29 and
+ * shift <= 0, lower_conv checks both): channels 2k, 2k + 1 of pixel 0 in the low halfword of one word, of pixel 1
+ * in its high one, of pixel 2 in the low one of another. */
+static MCU_CONV_FAST_INLINE void mcu_conv_s8_fast_pairs_of(const int16_t *col,
+                                                             const int8_t *w,
+                                                             int32_t chunks,
+                                                             const int32_t *bias,
+                                                             int32_t out_c,
+                                                             const mcu_per_channel_quant *quant,
+                                                             const mcu_conv_params *params,
+                                                             int8_t *const *out,
+                                                             int32_t whole4)
+{
+    /* Locals: the int8 stores may alias any field, so the compiler would reload them after each. */
+    const int32_t offset = params->output_offset;
+    const uint32_t lo4 = 0x01010101u * (uint8_t)params->activation.min;
+    const uint32_t hi4 = 0x01010101u * (uint8_t)params->activation.max;
+    const int32_t *mult = quant->multiplier, *shift = quant->shift;
+    /* Pixel 1 and 2 as offsets from pixel 0 (register-offset stores). The loop steps one index k for the bias, the
+     * quantization and the outputs: the bases wait on the stack, and each is one load there. */
+    int8_t *out0 = out[0];
+    const ptrdiff_t to1 = out[1] - out[0], to2 = out[2] - out[0];
+    const int16_t *end = col + 12 * (chunks & ~3);
+    for (int32_t k = 0; k < (out_c & ~1); k += 2)
+    {
+        /* Held in registers through the chunks: element by element, never passed on (else GCC keeps it in memory
+         * and stores it around every asm statement). */
+        int32_t a[6];
+        a[0] = a[1] = a[2] = bias[k];
+        a[3] = a[4] = a[5] = bias[k + 1];
+        const int16_t *x = col;
+        if (whole4 || x != end)
+        {
+            mcu_conv_s8_fast_chunks4(&x, &w, end, a);
+        }
+        if (!whole4 && (chunks & 2))
+        {
+            mcu_conv_s8_fast_chunk(&x, &w, a);
+            mcu_conv_s8_fast_chunk(&x, &w, a);
+        }
+        if (!whole4 && (chunks & 1))
+        {
+            mcu_conv_s8_fast_chunk(&x, &w, a);
+        }
+        const int32_t m0 = mult[k], s0 = shift[k], m1 = mult[k + 1], s1 = shift[k + 1];
+        const int32_t v00 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(a[0], m0, s0, offset));
+        const int32_t v01 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(a[1], m0, s0, offset));
+        const int32_t v02 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(a[2], m0, s0, offset));
+        const int32_t v10 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(a[3], m1, s1, offset));
+        const int32_t v11 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(a[4], m1, s1, offset));
+        const int32_t v12 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(a[5], m1, s1, offset));
+        const uint32_t pixels01 = mcu_clamp_s8x4(
+            mcu_pkhbt((uint8_t)v00 | ((uint32_t)v10 << 8), (uint8_t)v01 | ((uint32_t)v11 << 8)), lo4, hi4);
+        const uint32_t pixel2 = mcu_clamp_s8x4((uint8_t)v02 | ((uint32_t)(uint8_t)v12 << 8), lo4, hi4);
+        const uint16_t half0 = (uint16_t)pixels01, half1 = (uint16_t)(pixels01 >> 16), half2 = (uint16_t)pixel2;
+        memcpy(out0 + k, &half0, sizeof half0);
+        memcpy(out0 + k + to1, &half1, sizeof half1);
+        memcpy(out0 + k + to2, &half2, sizeof half2);
+    }
+}
+
+/* mcu_conv_s8_fast_pairs_of, with a copy for the usual depth, a multiple of 4 chunks (no tests of the rest). Out
+ * of line, GCC spills less in that copy (pointwise layers). */
+MCU_CONV_FAST_NOINLINE static void mcu_conv_s8_fast_pairs(const int16_t *col,
+                                                          const int8_t *w,
+                                                          int32_t chunks,
+                                                          const int32_t *bias,
+                                                          int32_t out_c,
+                                                          const mcu_per_channel_quant *quant,
+                                                          const mcu_conv_params *params,
+                                                          int8_t *const *out)
+{
+    if ((chunks & 3) == 0 && chunks >= 4)
+    {
+        mcu_conv_s8_fast_pairs_of(col, w, chunks, bias, out_c, quant, params, out, 1);
+    }
+    else
+    {
+        mcu_conv_s8_fast_pairs_of(col, w, chunks, bias, out_c, quant, params, out, 0);
+    }
+}
+#else
 /* For `pairs` channel pairs from the one whose weights are at *w: acc = bias + the products with the pixels'
  * column, 2 * MCU_CONV_FAST_PIXELS per pair; *w steps past the pairs. */
 static void mcu_conv_s8_fast_gemm(const int16_t *col,
@@ -350,46 +446,16 @@ static void mcu_conv_s8_fast_gemm(const int16_t *col,
                                   int32_t pairs,
                                   int32_t *acc)
 {
-#if MCU_DSP
-    const int16_t *end = col + 12 * (chunks & ~3);
-#endif
     const int32_t *stop = acc + 2 * MCU_CONV_FAST_PIXELS * pairs;
     for (; acc != stop; acc += 2 * MCU_CONV_FAST_PIXELS, bias += 2)
     {
-#if MCU_DSP
-        /* Held in registers through the chunks: element by element, never passed on (else GCC keeps it in memory
-         * and stores it around every asm statement). */
-        int32_t a[6];
-        a[0] = a[1] = a[2] = bias[0];
-        a[3] = a[4] = a[5] = bias[1];
-        const int16_t *x = col;
-        if (x != end)
-        {
-            mcu_conv_s8_fast_chunks4(&x, w, end, a);
-        }
-        if (chunks & 2)
-        {
-            mcu_conv_s8_fast_chunk(&x, w, a);
-            mcu_conv_s8_fast_chunk(&x, w, a);
-        }
-        if (chunks & 1)
-        {
-            mcu_conv_s8_fast_chunk(&x, w, a);
-        }
-        acc[0] = a[0];
-        acc[1] = a[1];
-        acc[2] = a[2];
-        acc[3] = a[3];
-        acc[4] = a[4];
-        acc[5] = a[5];
-#else
         acc[0] = acc[1] = bias[0];
         acc[2] = acc[3] = bias[1];
         mcu_conv_s8_fast_positions(col, *w, 4 * chunks, acc);
         *w += 8 * chunks;
-#endif
     }
 }
+#endif
 
 /* acc[slot] = bias + the products of the pixels' column with the last (odd) channel, whose chunks are at w in depth
  * order. Rare: plain loops. */
@@ -406,17 +472,6 @@ static void mcu_conv_s8_fast_gemm_odd(const int16_t *col, const int8_t *w, int32
 }
 
 /* --- requantization ------------------------------------------------------------------------------------------ */
-
-/* v saturated to int8: one SSAT, into which GCC folds the last shift of mcu_requantize_fast. (The builtin behind
- * ACLE's __ssat: GCC's arm_acle.h macro trips -Wsign-conversion.) */
-#if MCU_DSP && !defined(MCU_EMULATE_DSP) && defined(__GNUC__)
-#define mcu_conv_s8_fast_sat8(v) ((int32_t)__builtin_arm_ssat((v), 8))
-#elif MCU_DSP
-static inline int32_t mcu_conv_s8_fast_sat8(int32_t v)
-{
-    return v < -128 ? -128 : (v > 127 ? 127 : v);
-}
-#endif
 
 /* Output channels oc .. oc + n - 1 of the pixels from their accumulators (acc[P * k + slot]: channel oc + k, pixel
  * `slot`) into out[slot]; |acc| < 2^29 and shift <= 0 (lower_conv checks both). */
@@ -436,26 +491,6 @@ static void mcu_conv_s8_fast_requantize(const int32_t *acc,
     const ptrdiff_t to1 = out[1] - out[0];
 #if MCU_DSP
     const ptrdiff_t to2 = out[2] - out[0];
-    /* Two channels of the 3 pixels per step, saturated to int8 and clamped as bytes of words: channels k, k + 1 of
-     * pixel 0 in the low halfword of one word, of pixel 1 in its high one, of pixel 2 in the low one of another. */
-    const uint32_t lo4 = 0x01010101u * (uint8_t)lo, hi4 = 0x01010101u * (uint8_t)hi;
-    for (const int32_t *pairs_end = acc + 6 * (n >> 1); acc != pairs_end; acc += 6, mult += 2, shift += 2, out0 += 2)
-    {
-        const int32_t m0 = mult[0], s0 = shift[0], m1 = mult[1], s1 = shift[1];
-        const int32_t v00 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(acc[0], m0, s0, offset));
-        const int32_t v01 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(acc[1], m0, s0, offset));
-        const int32_t v02 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(acc[2], m0, s0, offset));
-        const int32_t v10 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(acc[3], m1, s1, offset));
-        const int32_t v11 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(acc[4], m1, s1, offset));
-        const int32_t v12 = mcu_conv_s8_fast_sat8(mcu_requantize_fast(acc[5], m1, s1, offset));
-        const uint32_t pixels01 = mcu_clamp_s8x4(
-            mcu_pkhbt((uint8_t)v00 | ((uint32_t)v10 << 8), (uint8_t)v01 | ((uint32_t)v11 << 8)), lo4, hi4);
-        const uint32_t pixel2 = mcu_clamp_s8x4((uint8_t)v02 | ((uint32_t)(uint8_t)v12 << 8), lo4, hi4);
-        const uint16_t half0 = (uint16_t)pixels01, half1 = (uint16_t)(pixels01 >> 16), half2 = (uint16_t)pixel2;
-        memcpy(out0, &half0, sizeof half0);
-        memcpy(out0 + to1, &half1, sizeof half1);
-        memcpy(out0 + to2, &half2, sizeof half2);
-    }
 #endif
     for (; acc != end; acc += MCU_CONV_FAST_PIXELS, mult++, shift++, out0++)
     {
@@ -470,9 +505,10 @@ static void mcu_conv_s8_fast_requantize(const int32_t *acc,
     }
 }
 
-/* Every output channel of the pixels whose column is in col, into out[slot]: for each block of up to
- * 2 * MCU_CONV_FAST_PAIRS channels, the GEMM into int32 accumulators in acc, then their requantization (apart, each
- * loop keeps its values in registers instead of the stack). */
+/* Every output channel of the pixels whose column is in col, into out[slot]. MCU_DSP: pair by pair, the GEMM and
+ * the requantization from registers, then any last (odd) channel through its accumulators in acc. Portable: for
+ * each block of up to 2 * MCU_CONV_FAST_PAIRS channels, the GEMM into int32 accumulators in acc, then their
+ * requantization (apart, each loop keeps its values in registers instead of the stack). */
 static void mcu_conv_s8_fast_channels(const int16_t *col,
                                       int32_t *acc,
                                       const mcu_conv_params *params,
@@ -484,6 +520,14 @@ static void mcu_conv_s8_fast_channels(const int16_t *col,
                                       int8_t *const *out)
 {
     const int32_t chunks = (depth + 3) >> 2;
+#if MCU_DSP
+    mcu_conv_s8_fast_pairs(col, w, chunks, bias, out_c, quant, params, out);
+    if (out_c & 1)
+    {
+        mcu_conv_s8_fast_gemm_odd(col, w + 4 * chunks * (out_c - 1), chunks, bias[out_c - 1], acc);
+        mcu_conv_s8_fast_requantize(acc, out_c - 1, 1, quant, params, out);
+    }
+#else
     for (int32_t oc = 0; oc < out_c; oc += 2 * MCU_CONV_FAST_PAIRS)
     {
         const int32_t n = out_c - oc < 2 * MCU_CONV_FAST_PAIRS ? out_c - oc : 2 * MCU_CONV_FAST_PAIRS;
@@ -494,6 +538,7 @@ static void mcu_conv_s8_fast_channels(const int16_t *col,
         }
         mcu_conv_s8_fast_requantize(acc, oc, n, quant, params, out);
     }
+#endif
 }
 
 /* at = (image, row, column) of the next output pixel in NHWC order. */
@@ -541,6 +586,13 @@ MCU_API mcu_status mcu_conv_s8_fast(const mcu_context *ctx,
     const int32_t pixels = output_dims->n * output_dims->h * output_dims->w;
     int32_t at[3] = {0, 0, 0}; /* image, row and column of the pixel to im2col next */
     int8_t *next = output;     /* its output */
+    int32_t index = 0;         /* its index in NHW order */
+    /* Pointwise (1x1, stride 1, no padding, the same height and width, C_IN whole chunks): pixel p's window is the
+     * C_IN bytes at input + p * C_IN, read straight, without im2col's bounds. */
+    const int32_t in_c = input_dims->c;
+    const int plain = filter_dims->h == 1 && filter_dims->w == 1 && params->stride.h == 1 && params->stride.w == 1 &&
+                      params->padding.h == 0 && params->padding.w == 0 && (in_c & 3) == 0 && in_c > 0 &&
+                      input_dims->h == output_dims->h && input_dims->w == output_dims->w;
     for (int32_t left = pixels; left > 0; left -= MCU_CONV_FAST_PIXELS)
     {
         /* Every window of the step is read before any of its outputs is written (the overlap gap relies on it).
@@ -552,13 +604,23 @@ MCU_API mcu_status mcu_conv_s8_fast(const mcu_context *ctx,
             {
                 mcu_conv_s8_fast_advance(at, output_dims);
                 next += pixel;
+                index++;
             }
-            mcu_conv_s8_fast_im2col(col, slot, params, input_dims, filter_dims, input + at[0] * image, at[1], at[2],
-                                    zero_point, stage);
+            if (plain)
+            {
+                mcu_conv_s8_fast_chunks(col + mcu_conv_s8_fast_col_index(slot, 0), input + (int64_t)index * in_c, 4,
+                                        in_c >> 2);
+            }
+            else
+            {
+                mcu_conv_s8_fast_im2col(col, slot, params, input_dims, filter_dims, input + at[0] * image, at[1],
+                                        at[2], zero_point, stage);
+            }
             out[slot] = next;
         }
         mcu_conv_s8_fast_advance(at, output_dims); /* on to the next step's first pixel */
         next += pixel;
+        index++;
         mcu_conv_s8_fast_channels(col, acc, params, quant, filter, depth, bias, out_c, out);
     }
     return MCU_STATUS_OK;

@@ -4,10 +4,11 @@
  * w * (zp + input_offset) = 0 as the generic kernel's skipped tap does. Refer to mcu_nn.h for details.
  *
  * A block (4 channels of one output pixel) reads one word of 4 input bytes per tap. Pixels take their taps from a
- * table of 9 pointers (tap t at tap[t] + j), a tap outside the image pointing at a buffer of zero points, one
- * chunk of up to 64 channels at a time. Where MCU_DSP, the pixels whose window lies inside the image address
- * their taps from the top-left one instead (p + ky * row + kx * col): no table loads. The weights come packed in
- * the order the DSP path reads them: taps in pairs (two taps of a channel per SMLAD), see mcu_nn.h.
+ * table of 9 pointers (tap t at tap[MCU_DW3X3_SLOT(t)] + j: where MCU_DSP the two taps of a pair side by side,
+ * one LDRD), a tap outside the image pointing at a buffer of zero points, one chunk of up to 64 channels at a
+ * time. Where MCU_DSP, the pixels whose window lies inside the image address their taps from the top-left one
+ * instead (p + ky * row + kx * col): no table loads. The weights come packed in the order the DSP path reads
+ * them: taps in pairs (two taps of a channel per SMLAD), see mcu_nn.h.
  *
  * Requantization is mcu_requantize_fast (lower_conv guarantees its range and the kernel checks it), saturated to
  * int8; a narrower activation range is applied to the pixel afterwards. */
@@ -15,6 +16,15 @@
 
 /* Channels per chunk of a pixel read through a tap table: the size of the zero-point buffer. */
 #define MCU_DW3X3_CHUNK 64
+
+/* The slot of tap t = 3 * ky + kx in a tap table. Where MCU_DSP, the taps in the order the blocks read them:
+ * pairs (0, 3), (1, 4), (2, 5), then 8, then (6, 7); elsewhere in order. */
+#if MCU_DSP
+static const uint8_t mcu_dw3x3_slot[9] = {0, 2, 4, 1, 3, 5, 7, 8, 6};
+#define MCU_DW3X3_SLOT(t) mcu_dw3x3_slot[t]
+#else
+#define MCU_DW3X3_SLOT(t) (t)
+#endif
 
 /* What every pixel needs, copied out of the arguments once. */
 typedef struct
@@ -62,16 +72,7 @@ static void mcu_dw3x3_clamp(int8_t *out, int32_t n, const mcu_dw3x3_args *a)
     }
 }
 
-/* Inline assembly where GCC-compatible compilers optimize for the DSP extension, the C twins elsewhere. A block
- * takes 13 registers: not at -O0, and -DMCU_NO_INLINE_ASM for builds that reserve more than the frame pointer
- * (e.g. -ffixed-r9 with -fno-omit-frame-pointer). */
-#if MCU_DSP && !defined(MCU_EMULATE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(MCU_NO_INLINE_ASM)
-#define MCU_DW3X3_ASM 1
-#else
-#define MCU_DW3X3_ASM 0
-#endif
-
-#if MCU_DW3X3_ASM
+#if MCU_KERNEL_ASM
 /* Cortex-M4/M7/M33: one block of 36 MACs as inline assembly, so that the 4 accumulators, the addresses and 5
  * temporaries stay in registers (GCC spills when it schedules the C below). Same arithmetic as the C twin. A pair
  * of taps (words x, y, 4 channels each): PKHBT / PKHTB give the halfwords (x0 x1 y0 y1) and (x2 x3 y2 y3), whose
@@ -129,32 +130,30 @@ static void mcu_dw3x3_clamp(int8_t *out, int32_t n, const mcu_dw3x3_args *a)
 #endif
 
 /* mcu_requantize_fast + saturation of one accumulator a (multiplier m, shift s; both clobbered) into out[k]. */
-#define MCU_DW3X3_ASM_OUT(a, k)                                                                                       \
+#define MCU_DW3X3_ASM_OUT(a, m, s, k)                                                                                 \
     "lsl    %[" a "], %[" a "], #1\n\t"                                                                                \
-    "smmulr %[" a "], %[" a "], %[m]\n\t"                                                                              \
-    "asr    %[m], %[" a "], #31\n\t"                                                                                   \
-    "add    %[" a "], %[m], %[" a "], lsl #1\n\t"                                                                      \
-    "rsb    %[s], %[s], #0\n\t"                                                                                        \
-    "asr    %[" a "], %[" a "], %[s]\n\t"                                                                              \
+    "smmulr %[" a "], %[" a "], %[" m "]\n\t"                                                                          \
+    "asr    %[" m "], %[" a "], #31\n\t"                                                                               \
+    "add    %[" a "], %[" m "], %[" a "], lsl #1\n\t"                                                                  \
+    "rsb    %[" s "], %[" s "], #0\n\t"                                                                                \
+    "asr    %[" a "], %[" a "], %[" s "]\n\t"                                                                          \
     "add    %[" a "], %[" a "], %[off2]\n\t"                                                                           \
     "ssat   %[" a "], #8, %[" a "], asr #1\n\t"                                                                        \
     "strb   %[" a "], [%[out], #" k "]\n\t"
 
-/* mcu_dw3x3_store4 (the C version below) as assembly, in 10 registers (room for GCC's frame pointer and
- * addressing at any optimization level): multiplier and shift loaded per output. Volatile: it stores. */
+/* mcu_dw3x3_store4 (the C version below) as assembly, in 12 registers (room for GCC's frame pointer): multipliers
+ * and shifts loaded two channels at a time (LDRD, word-aligned arrays). Volatile: it stores. */
 MCU_DW3X3_INLINE void mcu_dw3x3_store4(const int32_t acc[4], const int32_t *mult, const int32_t *shift, int32_t offset,
                                        int8_t *out)
 {
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], m, s;
-    __asm__ volatile("ldr    %[m], [%[mult]]\n\t"
-                     "ldr    %[s], [%[shift]]\n\t" MCU_DW3X3_ASM_OUT("a0", "0")
-                     "ldr    %[m], [%[mult], #4]\n\t"
-                     "ldr    %[s], [%[shift], #4]\n\t" MCU_DW3X3_ASM_OUT("a1", "1")
-                     "ldr    %[m], [%[mult], #8]\n\t"
-                     "ldr    %[s], [%[shift], #8]\n\t" MCU_DW3X3_ASM_OUT("a2", "2")
-                     "ldr    %[m], [%[mult], #12]\n\t"
-                     "ldr    %[s], [%[shift], #12]\n\t" MCU_DW3X3_ASM_OUT("a3", "3")
-                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [m] "=&r"(m), [s] "=&r"(s)
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], m0, m1, s0, s1;
+    __asm__ volatile("ldrd   %[m0], %[m1], [%[mult]]\n\t"
+                     "ldrd   %[s0], %[s1], [%[shift]]\n\t" MCU_DW3X3_ASM_OUT("a0", "m0", "s0", "0")
+                         MCU_DW3X3_ASM_OUT("a1", "m1", "s1", "1") "ldrd   %[m0], %[m1], [%[mult], #8]\n\t"
+                                                                  "ldrd   %[s0], %[s1], [%[shift], #8]\n\t"
+                         MCU_DW3X3_ASM_OUT("a2", "m0", "s0", "2") MCU_DW3X3_ASM_OUT("a3", "m1", "s1", "3")
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [m0] "=&r"(m0), [m1] "=&r"(m1),
+                       [s0] "=&r"(s0), [s1] "=&r"(s1)
                      : [mult] "r"(mult), [shift] "r"(shift), [out] "r"(out), [off2] "r"(2 * offset + 1)
                      : "memory");
 }
@@ -186,34 +185,48 @@ MCU_DW3X3_INLINE const int8_t *mcu_dw3x3_block_rows(const int8_t *p, int32_t col
     return w;
 }
 
-/* A block whose tap t is tap[t] + j, as mcu_dw3x3_block_rows. */
+/* A block whose tap t is tap[MCU_DW3X3_SLOT(t)] + j, as mcu_dw3x3_block_rows: each pair's two pointers in one
+ * LDRD. It has a register to spare: under GCC the biases come through a register rather than memory. */
 MCU_DW3X3_INLINE const int8_t *mcu_dw3x3_block_table(const int8_t *const tap[9], int32_t j, const int8_t *w,
                                                      const int32_t **bias, int32_t acc[4])
 {
+#if defined(__clang__)
     MCU_DW3X3_ASM_ACC;
+#else
+    const int32_t *b_ = *bias;
+    int32_t a0, a1, a2, a3;
+#endif
     uint32_t x, y, u, v, t;
-    __asm__(MCU_DW3X3_ASM_BIAS
-            "ldr    %[t], [%[tap]]\n\t"
-            "ldr    %[x], [%[t], %[j]]\n\t"
-            "ldr    %[t], [%[tap], #12]\n\t"
-            "ldr    %[y], [%[t], %[j]]\n\t" MCU_DW3X3_ASM_PAIR /* taps 0 and 3 */
-            "ldr    %[t], [%[tap], #4]\n\t"
-            "ldr    %[x], [%[t], %[j]]\n\t"
-            "ldr    %[t], [%[tap], #16]\n\t"
-            "ldr    %[y], [%[t], %[j]]\n\t" MCU_DW3X3_ASM_PAIR /* taps 1 and 4 */
-            "ldr    %[t], [%[tap], #8]\n\t"
-            "ldr    %[x], [%[t], %[j]]\n\t"
-            "ldr    %[t], [%[tap], #20]\n\t"
-            "ldr    %[y], [%[t], %[j]]\n\t" MCU_DW3X3_ASM_PAIR /* taps 2 and 5 */
-            "ldr    %[t], [%[tap], #32]\n\t"
-            "ldr    %[x], [%[t], %[j]]\n\t" MCU_DW3X3_ASM_SINGLE /* tap 8 */
+    __asm__(
+#if !defined(__clang__)
+            "ldrd   %[a0], %[a1], [%[b]], #8\n\t"
+            "ldrd   %[a2], %[a3], [%[b]], #8\n\t"
+#endif
+            "ldrd   %[x], %[y], [%[tap]]\n\t"
+            "ldr    %[x], [%[x], %[j]]\n\t"
+            "ldr    %[y], [%[y], %[j]]\n\t" MCU_DW3X3_ASM_PAIR /* taps 0 and 3 */
+            "ldrd   %[x], %[y], [%[tap], #8]\n\t"
+            "ldr    %[x], [%[x], %[j]]\n\t"
+            "ldr    %[y], [%[y], %[j]]\n\t" MCU_DW3X3_ASM_PAIR /* taps 1 and 4 */
+            "ldrd   %[x], %[y], [%[tap], #16]\n\t"
+            "ldr    %[x], [%[x], %[j]]\n\t"
+            "ldr    %[y], [%[y], %[j]]\n\t" MCU_DW3X3_ASM_PAIR /* taps 2 and 5 */
             "ldr    %[t], [%[tap], #24]\n\t"
-            "ldr    %[x], [%[t], %[j]]\n\t"
-            "ldr    %[t], [%[tap], #28]\n\t"
-            "ldr    %[y], [%[t], %[j]]\n\t" MCU_DW3X3_ASM_PAIR /* taps 6 and 7 */
+            "ldr    %[x], [%[t], %[j]]\n\t" MCU_DW3X3_ASM_SINGLE /* tap 8 */
+            "ldrd   %[x], %[y], [%[tap], #28]\n\t"
+            "ldr    %[x], [%[x], %[j]]\n\t"
+            "ldr    %[y], [%[y], %[j]]\n\t" MCU_DW3X3_ASM_PAIR /* taps 6 and 7 */
+#if defined(__clang__)
             : MCU_DW3X3_ASM_OPERANDS
+#else
+            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [w] "+r"(w), [x] "=&r"(x), [y] "=&r"(y),
+              [u] "=&r"(u), [v] "=&r"(v), [t] "=&r"(t), [b] "+r"(b_)
+#endif
             : [tap] "r"(tap), [j] "r"(j)
             : "memory");
+#if !defined(__clang__)
+    *bias = b_;
+#endif
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
     return w;
 }
@@ -280,9 +293,9 @@ MCU_DW3X3_INLINE const int8_t *mcu_dw3x3_block_table(const int8_t *const tap[9],
                                                      const int32_t **bias, int32_t acc[4])
 {
     mcu_dw3x3_bias(bias, acc);
-    const uint32_t x[9] = {mcu_read_u32(tap[0] + j), mcu_read_u32(tap[1] + j), mcu_read_u32(tap[2] + j),
-                           mcu_read_u32(tap[3] + j), mcu_read_u32(tap[4] + j), mcu_read_u32(tap[5] + j),
-                           mcu_read_u32(tap[6] + j), mcu_read_u32(tap[7] + j), mcu_read_u32(tap[8] + j)};
+    const uint32_t x[9] = {mcu_read_u32(tap[0] + j), mcu_read_u32(tap[2] + j), mcu_read_u32(tap[4] + j),
+                           mcu_read_u32(tap[1] + j), mcu_read_u32(tap[3] + j), mcu_read_u32(tap[5] + j),
+                           mcu_read_u32(tap[7] + j), mcu_read_u32(tap[8] + j), mcu_read_u32(tap[6] + j)};
     return mcu_dw3x3_block(x, w, acc);
 }
 #else
@@ -324,7 +337,7 @@ typedef const int8_t *mcu_dw3x3_bytes;
         a3 += GET(x_, 3) * MCU_DW3X3_B1(w_) + GET(y_, 3) * MCU_DW3X3_B3(w_);                                           \
     } while (0)
 
-/* A block, tap t at tap[t] + j, in the packed order (mcu_nn.h). */
+/* A block, tap t at tap[t] + j (MCU_DW3X3_SLOT), in the packed order (mcu_nn.h). */
 #define MCU_DW3X3_BLOCK(TYPE, TAP, GET)                                                                               \
     do                                                                                                                 \
     {                                                                                                                  \
@@ -358,9 +371,10 @@ MCU_DW3X3_INLINE const int8_t *mcu_dw3x3_block_table(const int8_t *const tap[9],
     return w + 36;
 }
 #endif /* MCU_DSP */
-#endif /* MCU_DW3X3_ASM */
+#endif /* MCU_KERNEL_ASM */
 
-/* The last C % 4 channels from c on, one by one (weights [9 taps] each); tap[t] is a->zp outside the image. */
+/* The last C % 4 channels from c on, one by one (weights [9 taps] each); tap[MCU_DW3X3_SLOT(t)] is a->zp outside
+ * the image. */
 static void mcu_dw3x3_tail(const int8_t *const tap[9], int32_t c, const mcu_dw3x3_args *a, int8_t *out)
 {
     const int8_t *w = a->filter + 9 * c;
@@ -369,15 +383,17 @@ static void mcu_dw3x3_tail(const int8_t *const tap[9], int32_t c, const mcu_dw3x
         int32_t acc = a->bias[c];
         for (int32_t t = 0; t < 9; t++)
         {
-            acc += w[t] * (tap[t] != a->zp ? tap[t][c] : a->zp[0]);
+            const int8_t *const p = tap[MCU_DW3X3_SLOT(t)];
+            acc += w[t] * (p != a->zp ? p[c] : a->zp[0]);
         }
         acc = mcu_requantize_fast(acc, a->multiplier[c], a->shift[c], a->offset);
         out[c] = (int8_t)mcu_clamp(acc, a->lo, a->hi);
     }
 }
 
-/* One output pixel: tap[3 * ky + kx] = the input pixel under the tap, a->zp outside the image. Channels 4 at a
- * time, all 36 reads of a block before its 4 writes, block after block; then the last C % 4 one by one. */
+/* One output pixel: tap[MCU_DW3X3_SLOT(3 * ky + kx)] = the input pixel under the tap, a->zp outside the image.
+ * Channels 4 at a time, all 36 reads of a block before its 4 writes, block after block; then the last C % 4 one
+ * by one. */
 static void mcu_dw3x3_pixel(const int8_t *const tap[9], const mcu_dw3x3_args *a, int8_t *out)
 {
     const int32_t blocks_end = a->channels & ~3, offset = a->offset;
@@ -444,9 +460,9 @@ static void mcu_dw3x3_interior(const int8_t *in, int32_t step, int32_t count, in
         }
         if (blocks_end < col)
         {
-            const int8_t *const tap[9] = {in,           in + col,           in + 2 * col,
-                                          in + row,     in + row + col,     in + row + 2 * col,
-                                          in + 2 * row, in + 2 * row + col, in + 2 * row + 2 * col};
+            const int8_t *const tap[9] = {in,           in + row,           in + col,
+                                          in + row + col,         in + 2 * col,       in + row + 2 * col,
+                                          in + 2 * row + 2 * col, in + 2 * row,       in + 2 * row + col};
             mcu_dw3x3_tail(tap, blocks_end, a, out);
         }
     }
@@ -532,6 +548,17 @@ MCU_API mcu_status mcu_depthwise_conv_3x3_s8_fast(const mcu_context *ctx,
                 const int32_t x0 = ix0 >= 0 && ix0 < w ? ix0 * channels : -1;
                 const int32_t x1 = ix0 + 1 >= 0 && ix0 + 1 < w ? (ix0 + 1) * channels : -1;
                 const int32_t x2 = ix0 + 2 >= 0 && ix0 + 2 < w ? (ix0 + 2) * channels : -1;
+#if MCU_DSP
+                const int8_t *const r0 = iy0 >= 0 && iy0 < h ? in_batch + iy0 * row : NULL;
+                const int8_t *const r1 = iy0 + 1 >= 0 && iy0 + 1 < h ? in_batch + (iy0 + 1) * row : NULL;
+                const int8_t *const r2 = iy0 + 2 >= 0 && iy0 + 2 < h ? in_batch + (iy0 + 2) * row : NULL;
+#define MCU_DW3X3_TAP(r, x) ((r) != NULL && (x) >= 0 ? (r) + (x) : a.zp)
+                /* in the slot order (MCU_DW3X3_SLOT) */
+                const int8_t *const tap[9] = {MCU_DW3X3_TAP(r0, x0), MCU_DW3X3_TAP(r1, x0), MCU_DW3X3_TAP(r0, x1),
+                                              MCU_DW3X3_TAP(r1, x1), MCU_DW3X3_TAP(r0, x2), MCU_DW3X3_TAP(r1, x2),
+                                              MCU_DW3X3_TAP(r2, x2), MCU_DW3X3_TAP(r2, x0), MCU_DW3X3_TAP(r2, x1)};
+#undef MCU_DW3X3_TAP
+#else
                 const int8_t *tap[9];
                 for (int32_t ky = 0; ky < 3; ky++)
                 {
@@ -541,6 +568,7 @@ MCU_API mcu_status mcu_depthwise_conv_3x3_s8_fast(const mcu_context *ctx,
                     tap[3 * ky + 1] = in_row != NULL && x1 >= 0 ? in_row + x1 : a.zp;
                     tap[3 * ky + 2] = in_row != NULL && x2 >= 0 ? in_row + x2 : a.zp;
                 }
+#endif
                 mcu_dw3x3_pixel(tap, &a, out);
             }
         }
