@@ -73,6 +73,20 @@ def quantize_bias(b: np.ndarray, input_scale: float, weight_scale: np.ndarray) -
     return np.clip(q, INT32_MIN, INT32_MAX).astype(np.int32)
 
 
+def fold_input_offset(
+    rows: np.ndarray, bias: np.ndarray | None, input_offset: int, *, margin: int, limit: int
+) -> np.ndarray | None:
+    """bias + input_offset * (the sum of each row of the int8 weights, one row per output) as int32, so a kernel can
+    multiply raw int8 values; None unless every folded bias stays within limit - margin of 0, `margin` bounding
+    what the raw products can add to it (the fast kernels' accumulator range)."""
+    w = np.asarray(rows).astype(np.int64)
+    b = np.zeros(w.shape[0], np.int64) if bias is None else bias.astype(np.int64)
+    folded = b + input_offset * w.sum(axis=1)
+    if np.abs(folded).max(initial=0) >= limit - margin:
+        return None
+    return folded.astype(np.int32)
+
+
 def quantize(x: np.ndarray, q: QuantParams) -> np.ndarray:
     """float -> int8 with halves away from zero and saturation (NaN -> the zero point)."""
     v = np.nan_to_num(np.asarray(x, np.float64) / q.s, nan=0.0, posinf=1e9, neginf=-1e9)

@@ -41,10 +41,9 @@ def call_macs(call: KernelCall) -> int:
 
 def call_params(call: KernelCall) -> int:
     """Weight and bias elements of a call (mcu_conv_s8_fast's weights come padded to chunks of 4 depths)."""
-    arrays = [a for k, a in call.arrays.items() if k in ("weights", "bias") and a is not None]
     if call.kernel == "mcu_conv_s8_fast":
         return int(np.prod(call.params["filter_dims"])) + int(call.arrays["bias"].size)
-    return sum(int(a.size) for a in arrays)
+    return sum(int(a.size) for k, a in call.arrays.items() if k in ("weights", "bias") and a is not None)
 
 
 def model_stats(program: Program) -> ModelStats:

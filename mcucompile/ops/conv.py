@@ -82,16 +82,17 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
     scratch = 0 if depthwise else 2 * int(np.prod(weights.shape[1:]))  # one im2col column of int16
     steps = (1,)  # output pixels whose windows are all read before any of their outputs is written
     weights = np.ascontiguousarray(weights)
-    # (a left shift, a multiplier above 1, is beyond mcu_requantize_fast: the generic kernel takes those)
-    folded = None if depthwise or shift.max(initial=0) > 0 else _folded_bias(weights, bias, params)
+    # The fast kernels requantize with mcu_requantize_fast: right shifts only (a left shift, a multiplier above 1,
+    # leaves the layer to the generic kernel).
+    right_shifts = shift.max(initial=0) <= 0
+    folded = _folded_bias(weights, bias, params) if right_shifts and not depthwise else None
     per_channel = depthwise  # depthwise: channel by channel; conv: im2col of the pixel(s) first
     if folded is not None:
         # The int8 GEMM kernel: input offset folded into the bias, weights packed in the order it reads them.
         kernel, bias, weights = "mcu_conv_s8_fast", folded, pack_conv_fast(weights)
         scratch = conv_fast_scratch(params["filter_dims"])
         steps = FAST_PIXELS_PER_STEP
-    # (a left shift, a multiplier above 1, is beyond its requantization: the generic kernel takes those)
-    dw3x3 = _depthwise_3x3_bias(weights, bias, params, win) if depthwise and shift.max(initial=0) <= 0 else None
+    dw3x3 = _depthwise_3x3_bias(weights, bias, params, win) if right_shifts and depthwise else None
     if dw3x3 is not None:
         # 3x3, multiplier 1: 4 channels per step, input offset folded into the bias, weights packed per block.
         kernel, bias, weights = "mcu_depthwise_conv_3x3_s8_fast", dw3x3, pack_depthwise_3x3(weights)
@@ -123,13 +124,8 @@ def _folded_bias(weights: np.ndarray, bias: np.ndarray | None, params: dict) -> 
     """bias + input_offset * sum(w) per output channel (int32) when mcu_conv_s8_fast can take the conv: the folded
     bias plus any partial sum of raw int8 products (|w * x| <= 127 * 128 per tap) stays within (-2^29, 2^29), the
     range of mcu_requantize_fast; else None."""
-    w = weights.reshape(weights.shape[0], -1).astype(np.int64)
-    b = np.zeros(w.shape[0], np.int64) if bias is None else bias.astype(np.int64)
-    folded = b + params["input_offset"] * w.sum(axis=1)
-    margin = w.shape[1] * 127 * 128
-    if folded.min(initial=0) <= -(2**29) + margin or folded.max(initial=0) >= 2**29 - margin:
-        return None
-    return folded.astype(np.int32)
+    rows = weights.reshape(weights.shape[0], -1)
+    return quant.fold_input_offset(rows, bias, params["input_offset"], margin=rows.shape[1] * 127 * 128, limit=2**29)
 
 
 # mcu_conv_s8_fast takes output pixels 3 at a time where MCU_DSP, 2 in portable C (MCU_CONV_FAST_PIXELS).
@@ -184,11 +180,8 @@ def _depthwise_3x3_bias(
         return None
     if any(s not in (1, 2) for s in win.strides):
         return None
-    b = np.zeros(c_out, np.int64) if bias is None else bias.astype(np.int64)
-    folded = b + params["input_offset"] * weights.reshape(9, c_out).astype(np.int64).sum(axis=0)
-    if folded.min(initial=0) <= -(2**29) + _DW3X3_MARGIN or folded.max(initial=0) >= 2**29 - _DW3X3_MARGIN:
-        return None
-    return folded.astype(np.int32)
+    rows = weights.reshape(9, c_out).T  # the 9 taps of each channel
+    return quant.fold_input_offset(rows, bias, params["input_offset"], margin=_DW3X3_MARGIN, limit=2**29)
 
 
 # A block of 4 channels in the order the DSP path reads it (tap = 3 * ky + kx): the taps of rows 0 and 1 of each

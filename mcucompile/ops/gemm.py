@@ -37,7 +37,12 @@ def lower_gemm(node: Node, g: Graph) -> list[KernelCall]:
         np.float64(x.quant.s) * w.quant.scale.astype(np.float64) / np.float64(y.quant.s)
     )
     act_min, act_max = quant.activation_range(node.attr("activation"), y.quant)
-    bias, input_offset = _fold_input_offset(w.data, g.const(node.inputs[2]), -x.quant.zp)
+    # The input offset in the bias where every partial sum stays in int32 (|raw products| <= 128 * 128 each): the
+    # kernel then multiplies raw int8 values, two outputs per pass (SMLAD where available).
+    bias, input_offset = g.const(node.inputs[2]), -x.quant.zp
+    folded = quant.fold_input_offset(w.data, bias, input_offset, margin=depth * 128 * 128, limit=2**31)
+    if folded is not None:
+        bias, input_offset = folded, 0
     return [
         KernelCall(
             kernel="mcu_fully_connected_s8",
@@ -57,16 +62,6 @@ def lower_gemm(node: Node, g: Graph) -> list[KernelCall]:
             outputs=node.outputs,
         )
     ]
-
-
-def _fold_input_offset(weights: np.ndarray, bias: np.ndarray, input_offset: int) -> tuple[np.ndarray, int]:
-    """(bias + input_offset * sum(w), 0) per output feature, so the kernel multiplies raw int8 values (two
-    features per pass, SMLAD where available); unchanged where a partial sum could leave int32."""
-    folded = bias.astype(np.int64) + input_offset * weights.astype(np.int64).sum(axis=1)
-    reach = np.abs(folded).max(initial=0) + weights.shape[1] * 128 * 128  # |raw products| <= 128 * 128 each
-    if reach > 2**31 - 1:
-        return bias, input_offset
-    return folded.astype(np.int32), 0
 
 
 @register_kernel("mcu_fully_connected_s8")
