@@ -3,7 +3,7 @@ and after operator reordering, with the planning time, all without overlapping o
 in place); then the arena with overlapping in-place execution (KernelCall.overlap_gap) and its planning time.
 The markdown section of BENCHMARKS.md.
 
-    python benchmarks/memory.py [--shared ../shared]
+    python benchmarks/memory.py
 
 Models: the four MLPerf Tiny models, two branchy models built here (two parallel branches listed interleaved;
 an Inception-v1-like block), the network families of tests/zoo.py (smaller input size), and a 300-call synthetic
@@ -127,9 +127,8 @@ def _row(name: str, overlapping: Program, tflm) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
-    args = parser.parse_args()
-    root = args.shared / "benchmarks" / "mlperf_tiny"
+    parser.parse_args()
+    root = Path(__file__).resolve().parent / "mlperf_tiny"
     summary = json.loads((root / "summary.json").read_text())
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
           f"mcucompile {mcucompile.__version__}\n")

@@ -1,7 +1,7 @@
 """MLPerf Tiny: compile the four QDQ models, check them against TFLite Micro's golden outputs, and print the
 markdown table of BENCHMARKS.md (params, MACs, flash, arena vs lower bound vs TFLite Micro, compile time).
 
-    python benchmarks/mlperf_tiny.py [--shared ../shared]
+    python benchmarks/mlperf_tiny.py
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from mcucompile.verify import run_executable
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
-    args = parser.parse_args()
-    root = args.shared / "benchmarks" / "mlperf_tiny"
+    parser.parse_args()
+    root = Path(__file__).resolve().parent / "mlperf_tiny"
     summary = json.loads((root / "summary.json").read_text())
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
           f"mcucompile {mcucompile.__version__}\n")

@@ -1,7 +1,8 @@
 """Regenerate the bundled example: a small DS-CNN trained on scikit-learn's digits, exported to ONNX.
 
 Writes digits_dscnn.onnx (opset 13, BatchNormalization kept), digits_calib.npy (64 training images for
-calibration) and digits_test.npz (the held-out test split, x and y) next to this script:
+calibration) and digits_test.npz (the held-out test split, x and y) into examples/digits/, which the wheel
+ships as the data of `mcucompile demo`:
 
     python examples/make_digits.py
 """
@@ -90,7 +91,7 @@ def to_onnx(model: nn.Module, input_shape: tuple = INPUT_SHAPE, fold_constants: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "digits")
     parser.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args()
     model, (x_train, y_train, x_test, y_test) = train_digits_dscnn(args.epochs)

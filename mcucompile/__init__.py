@@ -60,24 +60,13 @@ class CompiledModel:
 
     def write(self, out_dir: str | os.PathLike) -> tuple[Path, Path]:
         """Write NAME.c and NAME.h; each appears whole or not at all."""
+        from .files import write_files
+
         out = check_output_dir(out_dir)
-        staged: list[tuple[str, Path]] = []
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            for suffix, text in ((".c", self.c_source), (".h", self.h_source)):
-                fd, tmp = tempfile.mkstemp(prefix=f".{self.name}", suffix=suffix, dir=out)
-                staged.append((tmp, out / f"{self.name}{suffix}"))
-                with os.fdopen(fd, "w") as f:
-                    f.write(text)
-            for tmp, final in staged:
-                os.replace(tmp, final)
-        except OSError as exc:
-            for tmp, _ in staged:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-            raise CompileError(f"{out}: cannot write the output ({exc.strerror}); choose a writable -o") from None
-        paths = [final for _, final in staged]
-        return paths[0], paths[1]
+        c_path, h_path = out / f"{self.name}.c", out / f"{self.name}.h"
+        texts = {c_path: self.c_source.encode(), h_path: self.h_source.encode()}
+        write_files(texts, "the output", "choose a writable -o")
+        return c_path, h_path
 
     def run_reference(self, inputs: np.ndarray) -> np.ndarray:
         """The int8 numpy reference on int8 samples (N x input shape) -> N x output shape."""

@@ -12,8 +12,6 @@ import numpy as np
 from . import CompileError, __version__
 from .cformat import printable
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
 
 def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
     name, sep, dims = text.rpartition("=")
@@ -79,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--input-shape", action="append", type=_shape_arg, default=[], metavar="NAME=D0,D1,...")
 
     d = sub.add_parser("demo", help="compile and verify the bundled digits DS-CNN example")
-    d.add_argument("-o", "--out", default="build")
+    d.add_argument("-o", "--out", default="build", help="output directory (default: ./build)")
     return p
 
 
@@ -229,9 +227,13 @@ def _verify_arrays(model, build_dir, name, samples: np.ndarray | None, labels: n
 
 
 def _demo(out: str) -> int:
-    model, calib, test = EXAMPLES / "digits_dscnn.onnx", EXAMPLES / "digits_calib.npy", EXAMPLES / "digits_test.npz"
-    if not model.is_file():
-        raise CompileError(f"{model}: the bundled example is missing; run python examples/make_digits.py")
+    """The bundled example from the package's own data; the C goes to `out` (./build by default)."""
+    from .resources import example_dir
+
+    here = example_dir()
+    model, calib, test = here / "digits_dscnn.onnx", here / "digits_calib.npy", here / "digits_test.npz"
+    if not all(p.is_file() for p in (model, calib, test)):
+        raise CompileError(f"{here}: the bundled example is incomplete; reinstall mcucompile")
     _compile(str(model), out, "digits", calibration=str(calib))
     data = np.load(test)
     return _verify_arrays(str(model), out, "digits", data["x"], data["y"])

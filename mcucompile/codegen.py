@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -13,23 +12,10 @@ from . import __version__
 from .cformat import c_array, c_comment, c_float, c_ident, unique_idents
 from .lower import Program
 from .memory import ArenaPlan, scratch_name
+from .resources import runtime_dir, template_dir
 from .stats import ModelStats
 
 RUNTIME_HEADERS = ("include/mcu_nn_types.h", "include/mcu_nn_support.h")
-
-
-def _data_dir(installed: str, checkout: str) -> Path:
-    """A top-level data folder: inside the package in a wheel, beside it in a source checkout (editable install)."""
-    here = Path(__file__).resolve().parent
-    return here / installed if (here / installed).is_dir() else here.parent / checkout
-
-
-def template_dir() -> Path:
-    return _data_dir("_templates", "templates")
-
-
-def runtime_dir() -> Path:
-    return _data_dir("_runtime_c", "runtime_c")
 
 
 @lru_cache(maxsize=1)

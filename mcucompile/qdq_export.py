@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .ir import CompileError, Graph, QuantParams
+from .files import write_files
+from .ir import Graph, QuantParams
 from .ops import registry
 
 EXPORT_OPSET = 13
@@ -114,12 +116,4 @@ def _clip(b: _Builder, src: str, dst: str, name: str, lo: float, hi: float) -> s
 
 def write_qdq(g: Graph, path: str | os.PathLike) -> None:
     """Write the QDQ model atomically."""
-    model = export_qdq(g)
-    tmp = f"{os.fspath(path)}.partial"
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise CompileError(f"{path}: cannot write the QDQ model ({exc.strerror})") from None
+    write_files({Path(path): export_qdq(g).SerializeToString()}, "the QDQ model", "choose another --export-qdq")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 from .cformat import printable
+from .files import write_files
 from .ir import CompileError
 from .lower import Program
 from .memory import ArenaPlan, buffer_label, peak_step
@@ -69,14 +70,6 @@ def plot_arena(program: Program, plan: ArenaPlan, path: str | os.PathLike) -> No
     ax.set(xlim=(-0.5, steps - 0.5), ylim=(0, top * 1.05), xlabel="step (kernel call)", ylabel="arena offset (bytes)")
     ax.set_title(f"arena {plan.size:,} bytes, placement {plan.strategy}")
     ax.legend(loc="upper right")
-    path, tmp = Path(path), None
-    try:  # a temporary file renamed into place: the picture appears whole or not at all
-        fd, tmp = tempfile.mkstemp(prefix=".arena", suffix=".png", dir=path.parent)
-        os.close(fd)
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise CompileError(f"{path}: cannot write the picture ({exc.strerror}); choose another --png") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    write_files({Path(path): png.getvalue()}, "the picture", "choose another --png")

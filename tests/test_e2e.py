@@ -15,7 +15,7 @@ from conftest import assert_bit_exact, ort_run
 from mcucompile.verify import CModel, accuracy, run_executable
 from test_passes import export, randomize_bn
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digits"
 
 
 def conv_bn(cin, cout, k=3, stride=1, groups=1, act=True):

@@ -1,12 +1,14 @@
 """Bit-exactness with TensorFlow Lite Micro on the four MLPerf Tiny models (QDQ ONNX import).
 
-The golden outputs in ../shared/benchmarks/mlperf_tiny/ come from TFLite Micro's own interpreter; every output
+The golden outputs in benchmarks/mlperf_tiny/ come from TFLite Micro's own interpreter; every output
 of the generated C (built with ASan/UBSan) must equal them: 0 LSB.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import mcucompile
 from conftest import assert_bit_exact
 from mcucompile.verify import run_executable
 
-MLPERF = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "mlperf_tiny"
+MLPERF = Path(__file__).resolve().parents[1] / "benchmarks" / "mlperf_tiny"
 CASES = [
     ("kws", "kws_golden.npz"),
     ("vww", "vww_golden.npz"),
@@ -25,6 +27,17 @@ CASES = [
     ("ad", "ad_golden.npz"),
     ("ad", "ad_real_golden.npz"),
 ]
+
+
+def test_data_matches_the_checksums_of_its_provenance():
+    """The files are the ones benchmarks/mlperf_tiny/README.md describes (sha256 table), each listed once."""
+    rows = re.findall(r"^\| `([^`]+)` \| ([\d,]+) \| `([0-9a-f]{64})` \|$", (MLPERF / "README.md").read_text(), re.M)
+    listed = {name for name, _, _ in rows}
+    assert len(rows) == len(listed) >= 15
+    assert {p.name for p in MLPERF.iterdir() if p.suffix in (".onnx", ".tflite", ".npz")} <= listed
+    for name, size, digest in rows:
+        data = (MLPERF / name).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (int(size.replace(",", "")), digest), name
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcucompile import quant
-from mcucompile.codegen import runtime_dir
+from mcucompile.resources import runtime_dir
 from mcucompile.ir import KernelCall, QuantParams
 from mcucompile.ops import kernel_reference
 from mcucompile.ops.registry import store_output

@@ -502,7 +502,7 @@ def test_random_window_chains_overlap_in_place_bit_exact_under_sanitizers(case):
 def test_mlperf_arena_below_half_of_tflite_micro(name, before, target):
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "mlperf_tiny" / f"{name}.onnx"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mlperf_tiny" / f"{name}.onnx"
     compiled = mcucompile.compile(path, name=name)
     plan, program = compiled.plan, compiled.program
     assert plan.size <= target < before

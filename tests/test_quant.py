@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcucompile import quant
-from mcucompile.codegen import runtime_dir
+from mcucompile.resources import runtime_dir
 from mcucompile.verify import build_shared_library
 
 INT32 = st.integers(-(2**31), 2**31 - 1)

@@ -253,9 +253,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def compile_example(name: str) -> mcucompile.CompiledModel:
     if name == "digits":
-        return mcucompile.compile(ROOT / "examples" / "digits_dscnn.onnx", name=name,
-                                  calibration=ROOT / "examples" / "digits_calib.npy")
-    return mcucompile.compile(ROOT.parent / "shared" / "benchmarks" / "mlperf_tiny" / f"{name}.onnx", name=name)
+        return mcucompile.compile(ROOT / "examples" / "digits" / "digits_dscnn.onnx", name=name,
+                                  calibration=ROOT / "examples" / "digits" / "digits_calib.npy")
+    return mcucompile.compile(ROOT / "benchmarks" / "mlperf_tiny" / f"{name}.onnx", name=name)
 
 
 def build_and_run(tmp_path: Path, compiled, harness: str, *defines: str) -> subprocess.CompletedProcess:

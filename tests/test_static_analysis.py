@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from mcucompile.codegen import runtime_dir
+from mcucompile.resources import runtime_dir
 from mcucompile.verify import STRICT_CFLAGS
 
 
