@@ -140,15 +140,15 @@ def _elide_copies(calls: list[KernelCall], aliases: dict, outputs: tuple[str, ..
         if (
             d is not None
             and d.kernel == "mcu_transpose_s8"
-            and tuple(d.params["in_dims"]) == tuple(c.params["out_dims"])  # not across a reshape
+            and d.params["dims"] == c.params["out_dims"]  # not across a reshape
             and c.outputs[0] not in outputs
             and c.outputs[0] not in aliases.values()
         ):
-            perm = tuple(c.params["perm"][p] for p in d.params["perm"])
-            calls[readers[0]] = transpose_call(d.node, c.inputs[0], d.outputs[0], c.params["in_dims"], perm)
+            perm = tuple(c.params["axes"][p] for p in d.params["axes"])
+            calls[readers[0]] = transpose_call(d.node, c.inputs[0], d.outputs[0], c.params["dims"], perm)
             del calls[i]
             continue
-        if not moves_bytes(c.params["in_dims"], c.params["perm"]):
+        if not moves_bytes(c.params["dims"], c.params["axes"]):
             aliases[c.outputs[0]] = c.inputs[0]
             del calls[i]
             continue

@@ -96,7 +96,7 @@ def import_onnx(model: onnx.ModelProto, input_shapes: Mapping[str, Shape] | None
         if not _fold_constants(model, opset):
             break
     model = _infer_shapes(model)
-    return _to_ir(model)
+    return _to_ir(model, opset)
 
 
 def _default_opset(model: onnx.ModelProto) -> int:
@@ -109,11 +109,28 @@ def _default_opset(model: onnx.ModelProto) -> int:
     return opset
 
 
+# Ops whose output has their first input's shape and type, for those onnx's shape inference leaves unknown (it
+# does not expand GroupNormalization-21's function body, for one).
+SHAPE_PRESERVING = frozenset({"GroupNormalization", "LayerNormalization", "InstanceNormalization"})
+
+
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
-        return shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:
         raise CompileError(f"ONNX shape inference failed: {str(exc).splitlines()[0]}") from None
+    known = {vi.name: vi for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]
+             if vi.type.tensor_type.HasField("shape")}  # fmt: skip
+    added = False
+    for node in model.graph.node:
+        if node.op_type in SHAPE_PRESERVING and node.input and node.input[0] in known and node.output[0] not in known:
+            vi = onnx.ValueInfoProto()
+            vi.CopyFrom(known[node.input[0]])
+            vi.name = node.output[0]
+            model.graph.value_info.append(vi)
+            known[vi.name] = vi
+            added = True
+    return _infer_shapes(model) if added else model
 
 
 def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -176,6 +193,10 @@ def _fold_constants(model: onnx.ModelProto, opset: int) -> bool:
     shapes = _static_shapes(model)
     kept, changed = [], False
     for node in g.node:
+        if node.op_type == "If" and node.input[0] in consts:  # a static condition: the taken branch's nodes
+            kept.extend(_inlined_branch(node, bool(np.asarray(consts[node.input[0]]).ravel()[0]), consts))
+            changed = True
+            continue
         values = _try_fold(node, consts, shapes, opset)
         if values is None:
             kept.append(node)
@@ -192,6 +213,32 @@ def _fold_constants(model: onnx.ModelProto, opset: int) -> bool:
     del g.initializer[:]
     g.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items() if k in used)
     return True
+
+
+def _inlined_branch(node: onnx.NodeProto, condition: bool, consts: dict) -> list[onnx.NodeProto]:
+    """The nodes of the branch an If with a constant condition takes, its own names prefixed with the If's, its
+    outputs renamed to the If's (through an Identity where a branch output is a tensor of the outer graph)."""
+    attr = "then_branch" if condition else "else_branch"
+    branch = next(helper.get_attribute_value(a) for a in node.attribute if a.name == attr)
+    prefix = f"{node.name or 'If'}::{attr}/"
+    inner = {i.name for i in branch.initializer} | {o for n in branch.node for o in n.output if o}
+    rename = {t: prefix + t for t in inner}
+    for i in branch.initializer:
+        consts[rename[i.name]] = numpy_helper.to_array(i)
+    nodes = []
+    for out, target in zip(branch.output, node.output):
+        if out.name in inner:
+            rename[out.name] = target
+        else:
+            nodes.append(helper.make_node("Identity", [out.name], [target], name=f"{prefix}{target}"))
+    for n in branch.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(n)
+        copy.name = prefix + (n.name or n.op_type)
+        copy.input[:] = [rename.get(t, t) for t in n.input]
+        copy.output[:] = [rename.get(t, t) for t in n.output]
+        nodes.append(copy)
+    return nodes
 
 
 def _try_fold(node, consts, shapes, opset) -> list[np.ndarray] | None:
@@ -224,6 +271,7 @@ _DTYPES = {
     onnx.TensorProto.UINT8: "uint8",
     onnx.TensorProto.INT32: "int32",
     onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.BOOL: "bool",  # comparisons and logic, inside functions of one tensor (ops/lut.py)
 }
 
 
@@ -241,7 +289,31 @@ def _attrs(node: onnx.NodeProto) -> dict:
     return out
 
 
-def _to_ir(model: onnx.ModelProto) -> Graph:
+# Before opset 13 these ops flatten their input to 2-D at `axis` (default 1) and work on its second axis.
+COERCED_2D = frozenset({"Softmax", "LogSoftmax", "Hardmax"})
+
+
+def _coerced_to_2d(node: Node, tensors: dict[str, Tensor]) -> list[Node]:
+    """An opset < 13 Softmax-like node as the opset 13 one over the last axis of its 2-D coercion, between views."""
+    x, y = tensors[node.inputs[0]], tensors[node.outputs[0]]
+    rank = len(x.shape)
+    axis = int(node.attr("axis", 1)) % max(rank, 1)
+    if axis == rank - 1:
+        return [node.with_attrs(axis=-1)]
+    flat = (int(np.prod(x.shape[:axis], dtype=np.int64)), int(np.prod(x.shape[axis:], dtype=np.int64)))
+    names = [f"{node.name}::{what}" for what in ("flat_shape", "flat", "flat_out", "shape")]
+    tensors[names[0]] = Tensor(names[0], (2,), "int64", data=np.array(flat, np.int64))
+    tensors[names[3]] = Tensor(names[3], (rank,), "int64", data=np.array(x.shape, np.int64))
+    tensors[names[1]] = Tensor(names[1], flat, x.dtype)
+    tensors[names[2]] = Tensor(names[2], flat, y.dtype)
+    return [
+        Node("Reshape", f"{node.name}::to_2d", (x.name, names[0]), (names[1],), {}),
+        Node(node.op, node.name, (names[1],), (names[2],), {"axis": -1}),
+        Node("Reshape", f"{node.name}::from_2d", (names[2], names[3]), (y.name,), {}),
+    ]
+
+
+def _to_ir(model: onnx.ModelProto, opset: int) -> Graph:
     g = model.graph
     shapes = _static_shapes(model)
     elem = {vi.name: vi.type.tensor_type.elem_type for vi in [*g.input, *g.value_info, *g.output]}
@@ -280,7 +352,11 @@ def _to_ir(model: onnx.ModelProto) -> Graph:
         for out in n.output:
             if out and out not in tensors:
                 tensors[out] = activation(out, f"node '{name}' ({n.op_type})")
-        nodes.append(Node(n.op_type, name, tuple(n.input), tuple(n.output), _attrs(n)))
+        node = Node(n.op_type, name, tuple(n.input), tuple(n.output), _attrs(n))
+        if opset < 13 and n.op_type in COERCED_2D:
+            nodes.extend(_coerced_to_2d(node, tensors))
+        else:
+            nodes.append(node)
     outputs = tuple(o.name for o in g.output)
     for name in outputs:
         if name not in tensors:

@@ -115,10 +115,11 @@ def node_macs(node: Node, g: Graph) -> int:
     x, w, y = (g.tensors[t] for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
     if node.op == "ConvTranspose":
         geo = geometry(node, x.shape, w.shape)
-        c_in, c_out, kh, kw = w.shape
+        c_in, c_out_group, kh, kw = w.shape
+        group = int(node.attr("group", 1))
         params = dict(
             in_dims=kernel_dims(x.shape),
-            filter_dims=(c_out, kh, kw, c_in),
+            filter_dims=(c_out_group * group, kh, kw, c_in // group),
             out_dims=kernel_dims(y.shape),
             stride=geo.strides,
             dilation=geo.dilations,

@@ -14,6 +14,7 @@ from .ir import CompileError, Graph, Node
 from .ops import registry
 from .passes import REMOVED_BY_PASSES
 from .passes.fold_softmax import softmax_patterns
+from .passes.fuse_pointwise import pointwise_fusions
 
 SUPPORTED_DTYPES = frozenset({"float32", "int8", "int32", "int64"})
 
@@ -32,6 +33,7 @@ class NodeSupport:
 def node_support(g: Graph, extra_removed: frozenset[str] = REMOVED_BY_PASSES) -> list[NodeSupport]:
     """Every node of `g` (in order) with the reason it cannot be compiled, or None."""
     folded = {n.name for p in softmax_patterns(g) for n in p.nodes}  # the Div by a sum becomes a Softmax
+    folded |= pointwise_fusions(g)[1]  # functions of one tensor become lookup tables (comparisons, Where, ...)
     return [NodeSupport(n.name, n.op, None if n.name in folded else _reason(n, g, extra_removed)) for n in g.nodes]
 
 
@@ -42,6 +44,9 @@ def _reason(node: Node, g: Graph, removed: frozenset[str]) -> str | None:
         return f"operator {node.op} is not supported"
     for t in (*node.inputs, *node.outputs):
         dtype = g.tensors[t].dtype if t and t in g.tensors else None
+        if dtype == "bool":
+            return (f"tensor '{printable(t)}' is bool: comparisons, logic and Where are supported only as part of a "
+                    "function of a single tensor (with scalar constants), which becomes a lookup table")  # fmt: skip
         if dtype is not None and dtype not in SUPPORTED_DTYPES:
             return f"tensor '{printable(t)}' has dtype {dtype}; supported are float32 (quantized to int8), int8"
     check = registry.get(node.op, node.name).check

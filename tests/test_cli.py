@@ -143,14 +143,15 @@ def test_unsupported_operator_is_named(tmp_path):
 
 
 def _partly_supported_model():
-    """A grouped conv (group=2 of 4 channels), an unknown op with a hostile name, and a supported Relu."""
+    """A 3-D conv, an unknown op with a hostile name, and a supported Relu."""
     rng = np.random.default_rng(0)
     nodes = [
-        helper.make_node("Conv", ["x", "W"], ["c"], name="grouped", kernel_shape=[1, 1], group=2),
+        helper.make_node("Conv", ["x", "W"], ["c"], name="volume", kernel_shape=[1, 1, 1]),
         helper.make_node("Relu", ["c"], ["r"], name="fine"),
         helper.make_node("Hardmax", ["r"], ["y"], name="bad\nname", axis=-1),
     ]
-    return make_model(nodes, {"x": (1, 4, 3, 3)}, ["y"], {"W": rng.standard_normal((4, 2, 1, 1)).astype(np.float32)})
+    w = rng.standard_normal((4, 4, 1, 1, 1)).astype(np.float32)
+    return make_model(nodes, {"x": (1, 4, 2, 3, 3)}, ["y"], {"W": w})
 
 
 def test_check_lists_every_node_with_its_reason(tmp_path):
@@ -160,12 +161,12 @@ def test_check_lists_every_node_with_its_reason(tmp_path):
     assert r.returncode == 2, r.stdout + r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 4 and "Traceback" not in r.stderr  # three nodes and a summary; the \n stays escaped
-    assert lines[0].startswith("NO ") and "grouped" in lines[0] and "group=2" in lines[0]
+    assert lines[0].startswith("NO ") and "volume" in lines[0] and "2-D convolution" in lines[0]
     assert lines[1].startswith("ok ") and "fine" in lines[1]
     assert lines[2].startswith("NO ") and "bad\\nname" in lines[2] and "Hardmax is not supported" in lines[2]
     assert "2 unsupported" in lines[3]
     # compile fails fast with the same reasons, in one line
-    assert_clean_failure(run_cli("compile", path, "-o", tmp_path / "o"), "grouped", "group=2", "Hardmax")
+    assert_clean_failure(run_cli("compile", path, "-o", tmp_path / "o"), "volume", "2-D convolution", "Hardmax")
 
 
 def test_check_passes_a_supported_model(model_file):

@@ -3,6 +3,7 @@ reference bit for bit on random shapes, strides, pads, zero points, extreme mult
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import assert_bit_exact
 from mcucompile import quant
 from mcucompile.resources import runtime_dir
 from mcucompile.ir import KernelCall, QuantParams
@@ -21,6 +23,8 @@ from mcucompile.ops.registry import store_output
 from mcucompile.ops.elementwise import add_params, mul_params
 from mcucompile.ops.prelu import prelu_params
 from mcucompile.ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN
+from mcucompile.ops.reshape import transpose_call
+from mcucompile.ops.slicing import slice_call, strided_copy_call
 from mcucompile.ops.softmax import softmax_params
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -67,7 +71,9 @@ def build_runtime(*flags: str):
     ffi = cffi.FFI()
     types = (root / "include" / "mcu_nn_types.h").read_text()
     protos = (root / "include" / "mcu_nn.h").read_text().replace("MCU_API ", "")
-    ffi.cdef("\n".join(line for text in (types, protos) for line in text.splitlines() if not line.startswith("#")))
+    # cffi takes integer #defines (MCU_MAX_RANK sizes arrays), no other preprocessor line
+    keep = re.compile(r"#define \w+ \d+$|[^#]")
+    ffi.cdef("\n".join(line for text in (types, protos) for line in text.splitlines() if keep.match(line) or not line))
     return ffi, ffi.dlopen(str(lib))
 
 
@@ -136,8 +142,9 @@ def check_equal(got: np.ndarray, expected: np.ndarray) -> None:
 @st.composite
 def conv_cases(draw, depthwise: bool):
     n, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 8)), draw(st.integers(1, 8))
-    cin = draw(st.integers(1, 5))
-    cout = cin * draw(st.integers(1, 3)) if depthwise else draw(st.integers(1, 5))
+    groups = 1 if depthwise else draw(st.sampled_from([1, 1, 2, 3]))  # grouped: every group its own channels
+    cin = draw(st.integers(1, 5)) * groups
+    cout = cin * draw(st.integers(1, 3)) if depthwise else draw(st.integers(1, 4)) * groups
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     sh, sw, dh, dw = (draw(st.integers(1, 3)) for _ in range(4))
     ph, pw = draw(st.integers(0, kh)), draw(st.integers(0, kw))
@@ -146,7 +153,7 @@ def conv_cases(draw, depthwise: bool):
     if oh < 1 or ow < 1:
         oh, ow, ph, pw, dh, dw, kh, kw = 1, 1, 0, 0, 1, 1, min(kh, h), min(kw, w)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    filt = (1, kh, kw, cout) if depthwise else (cout, kh, kw, cin)
+    filt = (1, kh, kw, cout) if depthwise else (cout, kh, kw, cin // groups)
     weights = rng.integers(-127, 128, filt).astype(np.int8)
     mult, shift = quant.quantize_multipliers([draw(real_multipliers()) for _ in range(cout)])
     lo, hi = draw(activation())
@@ -167,7 +174,7 @@ def conv_cases(draw, depthwise: bool):
         weights=weights, bias=rng.integers(-(2**20), 2**20, cout).astype(np.int32), multiplier=mult, shift=shift
     )
     kernel = "mcu_depthwise_conv_s8" if depthwise else "mcu_conv_s8"
-    call = KernelCall(kernel, "", "t", params, arrays, scratch_bytes=0 if depthwise else 2 * kh * kw * cin)
+    call = KernelCall(kernel, "", "t", params, arrays, scratch_bytes=0 if depthwise else 2 * kh * kw * cin // groups)
     return call, int8_arrays(draw, n * h * w * cin), offset
 
 
@@ -691,18 +698,16 @@ def test_softmax_s8(c, data):
 @given(st.data())
 def test_transpose_and_clamp_s8(c, data):
     ffi, lib = c
-    dims = tuple(data.draw(st.integers(1, 5)) for _ in range(4))
-    perm = tuple(data.draw(st.permutations(range(4))))
+    rank = data.draw(st.integers(1, 6))
+    dims = tuple(data.draw(st.integers(1, 4)) for _ in range(rank))
+    perm = tuple(data.draw(st.permutations(range(rank))))
     x = int8_arrays(data.draw, int(np.prod(dims)))
-    call = KernelCall("mcu_transpose_s8", "", "t", dict(in_dims=dims, perm=perm))
+    call = transpose_call("t", "x", "y", dims, perm)
     out = np.zeros(x.size, np.int8)
-    assert (
-        lib.mcu_transpose_s8(
-            ffi.NULL, ffi.new("mcu_transpose_params *", {"in_dims": dims, "perm": perm}), ptr(ffi, x), ptr(ffi, out)
-        )
-        == 0
-    )
+    cp = ffi.new("mcu_transpose_params *", {k: call.params[k] for k in ("in_dims", "perm")})
+    assert lib.mcu_transpose_s8(ffi.NULL, cp, ptr(ffi, x), ptr(ffi, out)) == 0
     check(call, [x], out)
+    assert_bit_exact(out, np.transpose(x.reshape(dims), perm).ravel())  # numpy's own transpose as the oracle
     lo, hi = data.draw(activation())
     clamp = KernelCall("mcu_clamp_s8", "", "t", dict(act_min=lo, act_max=hi, size=x.size))
     inplace = x.copy()
@@ -713,6 +718,34 @@ def test_transpose_and_clamp_s8(c, data):
         == 0
     )
     check(clamp, [x], inplace)
+
+
+@SETTINGS
+@given(st.data())
+def test_slice_s8_boxes_and_broadcasts(c, data):
+    """mcu_slice_s8 on a random box (any rank up to 6, negative steps) of a tensor, then a broadcast of it along
+    a new leading axis (stride 0), against numpy's own slicing and broadcast_to. Rank 4 would be NHWC in memory,
+    which the model-level tests cover."""
+    ffi, lib = c
+    rank = data.draw(st.sampled_from([1, 2, 3, 5]))
+    shape = tuple(data.draw(st.integers(1, 4)) for _ in range(rank))
+    bounds = []
+    for d in shape:
+        step = data.draw(st.sampled_from([1, 1, 2, -1, -2]))
+        start = data.draw(st.integers(0, d - 1))
+        stop = data.draw(st.integers(start + 1, d)) if step > 0 else data.draw(st.integers(-1, start - 1))
+        bounds.append((start, stop, step))
+    x = int8_arrays(data.draw, int(np.prod(shape)))
+    expected = x.reshape(shape)[tuple(slice(a, None if b < 0 else b, st_) for a, b, st_ in bounds)]
+    repeat = data.draw(st.integers(1, 3))
+    call = slice_call("s", "x", "y", shape, bounds)
+    loops = [(repeat, [0])] + [(d, [s_]) for d, s_ in zip(call.params["out_dims"], call.params["strides"])]
+    call = strided_copy_call("s", "x", "y", x.size, call.params["first"], loops)
+    out = np.zeros(repeat * expected.size, np.int8)
+    cp = ffi.new("mcu_slice_params *", dict(call.params))
+    assert lib.mcu_slice_s8(ffi.NULL, cp, ptr(ffi, x), ptr(ffi, out)) == 0
+    check(call, [x], out)
+    assert_bit_exact(out, np.broadcast_to(expected, (repeat, *expected.shape)).ravel())
 
 
 def test_c_kernels_check_their_arguments(c):
@@ -816,3 +849,34 @@ def test_resize_s8(c, data, kernel):
     check(call, [x], out)
     ys[0] = h  # a row outside the input is refused before anything is read
     assert getattr(lib, kernel)(ffi.NULL, cp, ys, xs, ptr(ffi, x), ptr(ffi, out)) == lib.MCU_STATUS_ARG_ERROR
+
+
+@SETTINGS
+@given(st.data())
+def test_norm_s8(c, data):
+    """mcu_norm_s8 == its numpy spec, in place half the time: constant groups (variance 0, the epsilon alone),
+    tiny and huge epsilons, saturated inputs, one and many channels per group."""
+    from mcucompile.ops.norm import FRACTION_BITS
+
+    ffi, lib = c
+    n, positions = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 40))
+    groups, k = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5))
+    size = n * positions * groups * k
+    x = int8_arrays(data.draw, size)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    out_shift = data.draw(st.integers(FRACTION_BITS + 1, 40))
+    lo, hi = data.draw(activation())
+    params = dict(batches=n, positions=positions, groups=groups, group_channels=k,
+                  eps_term=data.draw(st.sampled_from([1, 7, 10**6, 2**61])), out_shift=out_shift,
+                  output_offset=data.draw(st.integers(-128, 127)), act_min=lo, act_max=hi)  # fmt: skip
+    gain = rng.integers(-(2**30), 2**30, groups * k).astype(np.int32) >> data.draw(st.integers(0, 24))
+    bias = rng.integers(-(2**40), 2**40, groups * k).astype(np.int64)
+    call = KernelCall("mcu_norm_s8", "", "t", params, dict(gain=gain, bias=bias))
+    cp = ffi.new("mcu_norm_params *", {**{k_: v for k_, v in params.items() if not k_.startswith("act")},
+                                        "activation": {"min": lo, "max": hi}})  # fmt: skip
+    in_place = data.draw(st.booleans())
+    out = x.copy() if in_place else np.zeros(size, np.int8)
+    source = out if in_place else x
+    assert lib.mcu_norm_s8(ffi.NULL, cp, arr(ffi, "int32_t", gain), arr(ffi, "int64_t", bias), ptr(ffi, source),
+                           ptr(ffi, out)) == 0  # fmt: skip
+    check(call, [x], out)

@@ -52,9 +52,16 @@ def test_prelu_slope_that_does_not_broadcast_is_refused(slope_shape, why):
 
 
 def test_prelu_computed_slope_is_refused():
-    nodes = [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("PRelu", ["x", "s"], ["y"])]
+    """A slope computed from another tensor (a slope that is a function of x itself is one lookup table)."""
+    nodes = [helper.make_node("Sigmoid", ["z"], ["s"]), helper.make_node("PRelu", ["x", "s"], ["y"])]
     with pytest.raises(CompileError, match="slope must be a constant"):
-        mcucompile.compile(make_model(nodes, {"x": SHAPE}, ["y"]), name="m")
+        mcucompile.compile(make_model(nodes, {"x": SHAPE, "z": SHAPE}, ["y"]), name="m")
+
+
+def test_prelu_with_a_slope_computed_from_its_input_is_one_table():
+    nodes = [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("PRelu", ["x", "s"], ["y"])]
+    compiled, _ = check_model(make_model(nodes, {"x": SHAPE}, ["y"]), SHAPE)
+    assert _kernels(compiled).count("mcu_lut_s8") == 1
 
 
 @pytest.mark.parametrize("opset", [13, 17])
@@ -139,20 +146,32 @@ def test_log_softmax_op_and_log_of_softmax():
         assert compiled.program.calls[-1].arrays["table"][0] == -128
 
 
-def test_log_softmax_on_a_feature_map_is_refused():
-    model = make_model([helper.make_node("LogSoftmax", ["x"], ["y"], axis=1)], {"x": SHAPE}, ["y"])
-    with pytest.raises(CompileError, match="LogSoftmax.*last axis"):
-        mcucompile.compile(model, name="m")
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("axis", [1, 2, -1, 0])
+def test_softmax_on_any_axis_of_a_feature_map(op, axis):
+    """Channels (innermost in NHWC memory) run as they lie; other axes are moved there by two transposes."""
+    model = make_model([helper.make_node(op, ["x"], ["y"], axis=axis)], {"x": SHAPE}, ["y"])
+    compiled, acc = check_model(model, SHAPE, min_sqnr=15 if op == "Softmax" else 25)
+    assert _kernels(compiled).count("mcu_softmax_s8") == 1
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [dict(axis=0), dict(exp_also_output=True), dict(shape=SHAPE)],
-    ids=["other_axis", "exp_read_twice", "rank4"],
-)
-def test_softmax_pattern_that_must_not_fold_is_refused_with_a_reason(kwargs):
-    with pytest.raises(CompileError, match=r"Div\): division by a computed tensor .*a softmax"):
-        mcucompile.compile(_written_softmax(True, **kwargs), name="m")
+def test_written_out_softmax_over_the_last_axis_of_a_feature_map_folds():
+    compiled, _ = check_model(_written_softmax(True, shape=SHAPE), SHAPE, min_sqnr=15)
+    assert [n.op for n in compiled.float_graph.nodes].count("Softmax") == 1
+
+
+def test_softmax_pattern_that_must_not_fold_runs_as_written():
+    """exp(x - max) / its sum over axis 0 is not a Softmax of the kernel: the Div by the computed sum becomes a
+    multiply by its reciprocal (a lookup table), and the whole still matches onnxruntime."""
+    compiled, _ = check_model(_written_softmax(True, axis=0), ROWS, calib=CALIB, min_sqnr=15)
+    ops = [n.op for n in compiled.float_graph.nodes]
+    assert "Softmax" not in ops and "Div" not in ops and "Mul" in ops, ops
+
+
+def test_softmax_pattern_with_its_exp_read_elsewhere_does_not_fold():
+    compiled = mcucompile.compile(_written_softmax(True, exp_also_output=True), name="m", calibration=CALIB)
+    ops = [n.op for n in compiled.float_graph.nodes]
+    assert "Softmax" not in ops and "Div" not in ops and "Mul" in ops, ops
 
 
 def test_shifted_input_read_elsewhere_still_folds_the_exp_over_sum():

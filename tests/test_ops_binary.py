@@ -14,7 +14,6 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 
 import mcucompile
 from conftest import check_model, make_model
-from mcucompile import CompileError
 from test_qdq import lsb_vs_onnxruntime
 
 SHAPE = (1, 4, 5, 6)
@@ -139,10 +138,14 @@ def test_fused_relu(op):
     assert _last_binary(compiled).params["act_min"] == compiled.graph.tensors["y"].quant.zp
 
 
-def test_division_of_two_computed_tensors_is_refused():
-    nodes = [_conv("x", "c"), helper.make_node("Div", ["x", "c"], ["y"], name="div")]
-    with pytest.raises(CompileError, match="'div' \\(Div\\): division by a computed tensor"):
-        mcucompile.compile(make_model(nodes, {"x": SHAPE}, ["y"], W), name="m")
+def test_division_of_two_computed_tensors_multiplies_by_a_reciprocal_table():
+    """x / (sigmoid(conv(x)) + 0.5): the divisor's chain and its reciprocal are one table, then an int8 multiply."""
+    nodes = [_conv("x", "c"), helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Add", ["s", "h"], ["d"]),
+             helper.make_node("Div", ["x", "d"], ["y"], name="div")]  # fmt: skip
+    model = make_model(nodes, {"x": SHAPE}, ["y"], {**W, "h": np.array(0.5, np.float32)})
+    compiled, _ = check_model(model, SHAPE)
+    kernels = [c.kernel for c in compiled.program.calls]
+    assert kernels.count("mcu_lut_s8") == 1 and "mcu_mul_s8" in kernels, kernels
 
 
 class _Reader(CalibrationDataReader):

@@ -39,6 +39,9 @@ CASES = {
     "same_upper": (3, 4, (4, 5), (4, 4), (3, 3), dict(auto_pad="SAME_UPPER")),
     "same_lower": (3, 4, (4, 5), (4, 4), (3, 3), dict(auto_pad="SAME_LOWER")),
     "valid": (3, 4, (4, 5), (3, 3), (2, 2), dict(auto_pad="VALID")),
+    # grouped: the ONNX weight is [C_IN, C_OUT / group, KH, KW]
+    "group2": (4, 3, (4, 5), (3, 3), (2, 2), dict(group=2, pads=[1, 1, 0, 0])),
+    "depthwise": (4, 1, (4, 5), (2, 2), (2, 2), dict(group=4)),
 }
 
 
@@ -46,7 +49,7 @@ def _model(case, with_bias=True):
     cin, cout, hw, k, s, attrs = case
     inits = {"W": _w(cin, cout, *k)}
     if with_bias:
-        inits["B"] = _w(cout)
+        inits["B"] = _w(cout * attrs.get("group", 1))
     inputs = ["x", "W", "B"] if with_bias else ["x", "W"]
     node = helper.make_node("ConvTranspose", inputs, ["y"], kernel_shape=list(k), strides=list(s), **attrs)
     return make_model([node], {"x": ("N", cin, *hw)}, ["y"], inits), (1, cin, *hw)
@@ -57,7 +60,7 @@ def test_conv_transpose(name):
     check_model(*_model(CASES[name]))
 
 
-@pytest.mark.parametrize("name", ["s2", "output_shape", "same_lower"])
+@pytest.mark.parametrize("name", ["s2", "output_shape", "same_lower", "group2"])
 def test_conv_transpose_without_bias(name):
     check_model(*_model(CASES[name], with_bias=False))
 
@@ -135,7 +138,6 @@ def test_onnxruntime_qdq_model_keeps_its_axis_1_weight_scales(tmp_path):
 @pytest.mark.parametrize(
     "attrs,weight,reason",
     [
-        (dict(group=2), (4, 2, 3, 3), "only group=1"),
         (dict(auto_pad="SAME_UPPER", strides=[2, 2]), (4, 3, 1, 1), "negative padding"),
     ],
 )
@@ -144,3 +146,14 @@ def test_unsupported_attributes_are_refused_with_a_reason(attrs, weight, reason)
     model = make_model([node], {"x": (1, 4, 4, 5)}, ["y"], {"W": _w(*weight)})
     with pytest.raises(mcucompile.CompileError, match=reason):
         mcucompile.compile(model, name="m", calibration=RNG.standard_normal((4, 1, 4, 4, 5)).astype(np.float32))
+
+
+def test_onnxruntime_qdq_grouped_model_repeats_its_scales_per_group(tmp_path):
+    model, shape = _model(CASES["group2"], with_bias=False)  # onnxruntime's quantizer fails on a grouped bias
+    onnx.save(model, tmp_path / "float.onnx")
+    calib = RNG.standard_normal((16, *shape)).astype(np.float32)
+    quantize_static(str(tmp_path / "float.onnx"), str(tmp_path / "qdq.onnx"), _Reader(calib),
+                    quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8)  # fmt: skip
+    qdq = onnx.load(tmp_path / "qdq.onnx")
+    compiled = mcucompile.compile(qdq, name="m")
+    assert lsb_vs_onnxruntime(compiled, qdq, RNG.standard_normal((8, *shape)).astype(np.float32)).max() <= 1

@@ -17,7 +17,7 @@ from torch import nn
 import mcucompile
 from conftest import make_model, ort_run
 from mcucompile import CompileError
-from mcucompile.verify import run_executable
+from mcucompile.verify import CModel, accuracy, run_executable
 from test_passes import export
 
 
@@ -256,3 +256,28 @@ def test_dequantize_then_quantize_with_new_parameters_is_a_requantization():
         got = run_executable(Path(tmp), "rq", q_in.reshape(4, -1)).astype(np.int32)
     expected = ort_run(model, x).reshape(4, -1).astype(np.int32)
     assert np.abs(got - expected).max() <= 1 and np.mean(got == expected) >= 0.95
+
+
+def test_onnxruntime_qdq_without_preprocessing_shares_initializers_through_identity(tmp_path):
+    """quantize_static on a raw export (no quant_pre_process): equal BatchNorm parameters of two layers become one
+    initializer read through Identity nodes, several copies of one tensor. Once refused as "a cycle"."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.1),
+                        nn.Conv2d(8, 8, 3, 1, 1), nn.BatchNorm2d(8), nn.ReLU()).eval()  # fmt: skip
+    float_path, qdq_path = tmp_path / "float.onnx", tmp_path / "qdq.onnx"
+    torch.onnx.export(net, torch.zeros(1, 3, 8, 8), float_path, input_names=["x"], dynamo=False,
+                      do_constant_folding=False, opset_version=13)  # fmt: skip
+    calib = np.random.default_rng(0).standard_normal((16, 1, 3, 8, 8)).astype(np.float32)
+    quantize_static(str(float_path), str(qdq_path), _Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QInt8)  # fmt: skip
+    qdq = onnx.load(qdq_path)
+    assert sum(n.op_type == "Identity" for n in qdq.graph.node) >= 2
+    compiled = mcucompile.compile(qdq, name="m")
+    test = np.random.default_rng(1).standard_normal((8, 1, 3, 8, 8)).astype(np.float32)
+    # Without pre-processing the QDQ model rounds each Conv output before its float BatchNorm, which the compiler
+    # folds into the Conv: compare with the float model, where both are int8 approximations.
+    with tempfile.TemporaryDirectory() as tmp:
+        compiled.write(tmp)
+        c_model = CModel(tmp, "m")
+        out = np.stack([c_model.run_f32(x) for x in test])
+    assert accuracy(ort_run(onnx.load(float_path), test), out).sqnr_db >= 30

@@ -73,8 +73,10 @@ def test_unknown_domain_operator(tmp_path):
 
 
 def test_unsupported_attribute_value(tmp_path):
-    r = run_cli("compile", save(conv_model(group=2), tmp_path / "m.onnx"), "-o", tmp_path / "o")
-    assert_refused(r, tmp_path / "o", "the_conv", "group=2")
+    node = helper.make_node("Resize", ["x", "", "s"], ["y"], name="the_resize", mode="cubic")
+    model = make_model([node], {"x": (1, 4, 6, 6)}, ["y"], {"s": np.array([1, 1, 2, 2], np.float32)})
+    r = run_cli("compile", save(model, tmp_path / "m.onnx"), "-o", tmp_path / "o")
+    assert_refused(r, tmp_path / "o", "the_resize", "mode 'cubic'")
 
 
 @pytest.mark.parametrize("shape,word", [((1, 0, 4), "zero"), ((1, 60000, 60000), "too large")])
@@ -345,3 +347,23 @@ def test_null_pointers_are_refused_and_extreme_floats_saturate(tmp_path):
     q_in = np.resize(np.array([127, -128, 127, -128, in_t.quant.zp], np.int8), in_t.size)  # 1e6, -1e6, inf, -inf, NaN
     q_out = compiled.run_reference(q_in.reshape(1, *in_t.shape)).ravel()
     np.testing.assert_array_equal(got, (q_out.astype(np.float32) - np.float32(out_q.zp)) * np.float32(out_q.s))
+
+
+@pytest.mark.parametrize("condition,expected", [(True, "Sigmoid"), (False, "Tanh")])
+def test_if_with_a_constant_condition_is_the_branch_it_takes(condition, expected):
+    """PyTorch's legacy exporter writes If nodes on static shape tests: the taken branch replaces the If; its
+    own tensors get the If's prefix (the else branch reuses the then branch's names) and it reads outer tensors."""
+    from onnx import TensorProto
+
+    from conftest import check_model
+
+    def branch(op):
+        return helper.make_graph([helper.make_node(op, ["a"], ["r"])], op, [],
+                                 [helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 3, 4, 4])])  # fmt: skip
+
+    choice = helper.make_node("If", ["c"], ["y"], then_branch=branch("Sigmoid"), else_branch=branch("Tanh"))
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), choice]
+    model = make_model(nodes, {"x": (1, 3, 4, 4)}, ["y"], {"c": np.array(condition)})
+    compiled, _ = check_model(model, (1, 3, 4, 4))
+    (table,) = compiled.float_graph.nodes
+    assert [n.op for n in table.attr("body")] == ["Clip", expected]  # Relu, then the branch's op: one table

@@ -1,4 +1,5 @@
-"""Conv -> mcu_conv_s8_fast / mcu_conv_s8 (group == 1) or mcu_depthwise_conv_s8 (group == C_in)."""
+"""Conv -> mcu_conv_s8_fast / mcu_conv_s8 (group == 1), mcu_conv_s8 (grouped: 1 < group < C_in) or
+mcu_depthwise_conv_s8 (group == C_in)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 from .. import quant
 from ..ir import CompileError, Graph, KernelCall, Node
 from ..layout import kernel_dims, to_logical
+from .lift import accepts_1d
 from .registry import OpDef, register, register_kernel
 from .window import Window, gather_windows, overlap_gap, window_of
 
@@ -57,7 +59,8 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
     group = int(node.attr("group", 1))
     c_in = x.shape[1]
     win = conv_window(node, x.shape, w.shape, y.shape)
-    depthwise = group > 1 and group == c_in  # check_conv admits only these two
+    depthwise = group > 1 and group == c_in
+    grouped = 1 < group < c_in
     if not depthwise and w.shape[1] * win.kernel[0] * win.kernel[1] > MAX_ACCUMULATION_DEPTH:
         raise CompileError(f"node '{node.name}' (Conv): accumulation depth exceeds the int32 accumulator")
     mult, shift = quant.quantize_multipliers(
@@ -85,7 +88,7 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
     # The fast kernels requantize with mcu_requantize_fast: right shifts only (a left shift, a multiplier above 1,
     # leaves the layer to the generic kernel).
     right_shifts = shift.max(initial=0) <= 0
-    folded = _folded_bias(weights, bias, params) if right_shifts and not depthwise else None
+    folded = _folded_bias(weights, bias, params) if right_shifts and group == 1 else None
     per_channel = depthwise  # depthwise: channel by channel; conv: im2col of the pixel(s) first
     if folded is not None:
         # The int8 GEMM kernel: input offset folded into the bias, weights packed in the order it reads them.
@@ -109,7 +112,8 @@ def lower_conv(node: Node, g: Graph) -> list[KernelCall]:
             inputs=(node.inputs[0],),
             outputs=node.outputs,
             scratch_bytes=scratch,
-            overlap_gap=max(
+            # A grouped conv writes a group's outputs of a pixel before it reads the next group's taps: no overlap.
+            overlap_gap=None if grouped else max(
                 overlap_gap(
                     params["in_dims"], params["out_dims"], win.kernel, win.strides, win.pads, win.dilations,
                     per_channel=per_channel, pixels_per_step=k,
@@ -234,12 +238,15 @@ def _finish(call: KernelCall, acc: np.ndarray) -> np.ndarray:
 
 @register_kernel("mcu_conv_s8")
 def conv_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
-    w = call.arrays["weights"].astype(np.int64)  # OHWI
+    w = call.arrays["weights"].astype(np.int64)  # OHWI, I = the channels of one group
     o, kh, kw, c = w.shape
-    cols = _offset_windows(call, inputs[0], kh, kw)  # (N, C, KH, KW, OH, OW)
-    n, _, _, _, oh, ow = cols.shape
-    cols = cols.transpose(0, 4, 5, 2, 3, 1).reshape(n * oh * ow, kh * kw * c)
-    return _finish(call, cols @ w.reshape(o, -1).T)
+    cols = _offset_windows(call, inputs[0], kh, kw)  # (N, C_IN, KH, KW, OH, OW)
+    n, c_in, _, _, oh, ow = cols.shape
+    groups = c_in // c
+    cols = cols.reshape(n, groups, c, kh, kw, oh * ow).transpose(1, 0, 5, 3, 4, 2).reshape(groups, -1, kh * kw * c)
+    w = w.reshape(groups, o // groups, kh * kw * c)
+    acc = np.einsum("gpk,gok->pgo", cols, w).reshape(n * oh * ow, o)  # output channel oc: group oc // (o // groups)
+    return _finish(call, acc)
 
 
 @register_kernel("mcu_conv_s8_fast")
@@ -282,9 +289,9 @@ def check_conv(node: Node, g: Graph) -> str | None:
     x_shape, w_shape = g.tensors[node.inputs[0]].shape, g.tensors[node.inputs[1]].shape
     if len(x_shape) != 4 or len(w_shape) != 4:
         return f"only 2-D convolution (rank-4 NCHW input) is supported, got input shape {x_shape}"
-    group, c_in = int(node.attr("group", 1)), x_shape[1]
-    if group != 1 and group != c_in:
-        return f"grouped convolution with group={group} (C_in={c_in}); only group=1 and depthwise (group=C_in) are"
+    group, c_in, c_out = int(node.attr("group", 1)), x_shape[1], w_shape[0]
+    if group < 1 or c_in % group or c_out % group or w_shape[1] * group != c_in:
+        return f"group={group} does not divide C_in={c_in} and C_out={c_out} into the weight's {w_shape[1]} inputs"
     return None
 
 
@@ -296,6 +303,6 @@ register(
         bias_input=2,
         lower=lower_conv,
         fusable_activation=True,
-        check=check_conv,
+        check=accepts_1d(check_conv),
     )
 )

@@ -1,7 +1,7 @@
-"""ConvTranspose (2-D, group=1) -> mcu_conv_transpose_s8, in gather form.
+"""ConvTranspose (2-D, any group) -> mcu_conv_transpose_s8, in gather form.
 
 Each output pixel sums the input pixels and taps that reach it, which gives TFLite TRANSPOSE_CONV's int32
-sums without its output-sized int32 buffer. Weights are packed [C_OUT, KH, KW, C_IN] so the inner loop
+sums without its output-sized int32 buffer. Weights are packed [C_OUT, KH, KW, C_IN / group] so the inner loop
 reads them in order.
 """
 
@@ -15,6 +15,7 @@ from .. import quant
 from ..ir import CompileError, Graph, KernelCall, Node
 from ..layout import kernel_dims, to_logical
 from .conv import MAX_ACCUMULATION_DEPTH, _finish
+from .lift import accepts_1d
 from .registry import OpDef, attr_ints, is_constant_operand, register, register_kernel
 
 
@@ -50,9 +51,20 @@ def geometry(node: Node, x_shape, w_shape) -> Geometry:
     return Geometry(kernel, strides, dilations, tuple(pads), tuple(out_hw))  # type: ignore[arg-type]
 
 
+def block_diagonal(w: np.ndarray, groups: int) -> np.ndarray:
+    """An ONNX grouped weight [C_IN, C_OUT / G, KH, KW] as the full [C_IN, C_OUT, KH, KW] one, zero across groups."""
+    c_in, c_out_group = w.shape[:2]
+    full = np.zeros((c_in, c_out_group * groups, *w.shape[2:]), w.dtype)
+    c_in_group = c_in // groups
+    for k in range(groups):
+        rows, cols = slice(k * c_in_group, (k + 1) * c_in_group), slice(k * c_out_group, (k + 1) * c_out_group)
+        full[rows, cols] = w[rows]
+    return full
+
+
 def conv_transpose_reference(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> list[np.ndarray]:
     geo = geometry(node, x.shape, w.shape)
-    y = _scatter(x.astype(np.float64), w.astype(np.float64), geo)
+    y = _scatter(x.astype(np.float64), block_diagonal(w.astype(np.float64), int(node.attr("group", 1))), geo)
     if b is not None:
         y = y + b.astype(np.float64).reshape(1, -1, 1, 1)
     return [y.astype(np.float32)]
@@ -80,9 +92,9 @@ def check_conv_transpose(node: Node, g: Graph) -> str | None:
         return f"only 2-D ConvTranspose (rank-4 NCHW input) is supported, got input shape {x_shape}"
     if not is_constant_operand(g, node.inputs[1]):
         return "the weight must be a constant"
-    group = int(node.attr("group", 1))
-    if group != 1:
-        return f"group={group}: only group=1 is supported (grouped and depthwise ConvTranspose are not)"
+    group, c_in = int(node.attr("group", 1)), x_shape[1]
+    if group < 1 or c_in % group or w_shape[0] != c_in:
+        return f"group={group} does not divide C_in={c_in} (weight {tuple(w_shape)})"
     if len(attr_ints(node, "output_shape", ())) not in (0, 2):
         return "output_shape must give the 2 spatial sizes"
     kernel_shape = attr_ints(node, "kernel_shape", tuple(w_shape[2:]))
@@ -93,7 +105,7 @@ def check_conv_transpose(node: Node, g: Graph) -> str | None:
         return f"output_shape/auto_pad imply negative padding {geo.pads}; give explicit pads and output_padding"
     if min(geo.out_hw) < 1:
         return f"the output would be empty (size {geo.out_hw})"
-    if w_shape[0] * w_shape[2] * w_shape[3] > MAX_ACCUMULATION_DEPTH:
+    if w_shape[0] // group * w_shape[2] * w_shape[3] > MAX_ACCUMULATION_DEPTH:
         return "accumulation depth C_in * KH * KW exceeds the int32 accumulator"
     y_shape = g.tensors[node.outputs[0]].shape if node.outputs[0] in g.tensors else None
     if y_shape is not None and len(y_shape) == 4 and tuple(y_shape[2:]) != geo.out_hw:
@@ -107,10 +119,14 @@ def lower_conv_transpose(node: Node, g: Graph) -> list[KernelCall]:
     if geo.out_hw != tuple(y.shape[2:]):
         raise CompileError(f"node '{node.name}' (ConvTranspose): output size {geo.out_hw} disagrees with {y.shape}")
     mult, shift = quant.quantize_multipliers(
-        np.float64(x.quant.s) * w.quant.scale.astype(np.float64) / np.float64(y.quant.s)
+        np.float64(x.quant.s) * output_scales(node, w.quant.scale).astype(np.float64) / np.float64(y.quant.s)
     )
     act_min, act_max = quant.activation_range(node.attr("activation"), y.quant)
-    weights = np.ascontiguousarray(w.data.transpose(1, 2, 3, 0))  # [C_IN, C_OUT, KH, KW] -> [C_OUT, KH, KW, C_IN]
+    group = int(node.attr("group", 1))
+    c_in, c_out_group, kh, kw = w.data.shape
+    # [C_IN, C_OUT / G, KH, KW] -> [C_OUT, KH, KW, C_IN / G]: output channel oc reads group oc // (C_OUT / G)
+    weights = w.data.reshape(group, c_in // group, c_out_group, kh, kw).transpose(0, 2, 3, 4, 1)
+    weights = np.ascontiguousarray(weights.reshape(group * c_out_group, kh, kw, c_in // group))
     params = dict(
         input_offset=-x.quant.zp,
         output_offset=y.quant.zp,
@@ -151,15 +167,24 @@ def conv_transpose_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> n
     p = call.params
     n, h, w, c = p["in_dims"]
     xs = to_logical(inputs[0], (n, c, h, w)).astype(np.int64) + p["input_offset"]
-    weights = call.arrays["weights"].astype(np.int64).transpose(3, 0, 1, 2)  # back to [C_IN, C_OUT, KH, KW]
+    groups = c // p["filter_dims"][3]
+    weights = call.arrays["weights"].astype(np.int64)  # [C_OUT, KH, KW, C_IN / G]
+    c_out, kh, kw, c_in_group = weights.shape
+    weights = weights.reshape(groups, c_out // groups, kh, kw, c_in_group).transpose(0, 4, 1, 2, 3)
+    weights = block_diagonal(weights.reshape(c, c_out // groups, kh, kw), groups)  # [C_IN, C_OUT, KH, KW]
     acc = _scatter(xs, weights, _call_geometry(call)).transpose(0, 2, 3, 1)  # NHWC
     return _finish(call, acc)
 
 
+def output_scales(node: Node, scales: np.ndarray) -> np.ndarray:
+    """Per output channel: a grouped weight's per-column scales [C_OUT / G] repeat for each group."""
+    return np.tile(scales, int(node.attr("group", 1)))
+
+
 def conv_transpose_macs(params: dict) -> int:
     """Multiply-accumulates of mcu_conv_transpose_s8: the (input pixel, tap) pairs that land in the output."""
-    n, h, w, c_in = params["in_dims"]
-    c_out, kh, kw, _ = params["filter_dims"]
+    n, h, w, _ = params["in_dims"]
+    c_out, kh, kw, c_in = params["filter_dims"]  # c_in: the input channels of one group
     _, oh, ow, _ = params["out_dims"]
     pairs = 1
     for i, (size, k, out) in enumerate(((h, kh, oh), (w, kw, ow))):
@@ -175,8 +200,9 @@ register(
         reference=conv_transpose_reference,
         weight_axis={1: 1},  # ONNX weight [C_IN, C_OUT, KH, KW]: output channels on axis 1
         bias_input=2,
+        output_scales=output_scales,
         lower=lower_conv_transpose,
         fusable_activation=True,
-        check=check_conv_transpose,
+        check=accepts_1d(check_conv_transpose),
     )
 )

@@ -19,13 +19,12 @@ import math
 import numpy as np
 
 from .. import quant
-from ..ir import CompileError, Graph, KernelCall, Node, QuantParams, Shape
-from ..layout import physical_shape, storage_perm, to_physical
+from ..ir import CompileError, Graph, KernelCall, Node, QuantParams
+from ..layout import broadcast_loops, to_physical
 from .lut import BINARY
 from .registry import OpDef, register, register_kernel
 
 ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD headroom: inputs are scaled up by 2^20 before rescaling
-MAX_LOOP_DIMS = 4  # the kernels' output box
 
 BINARY_OPS = ("Add", "Sub", "Mul", "Div")  # their float functions are lut.BINARY's (one owner)
 
@@ -81,41 +80,6 @@ def mul_params(a: QuantParams, b: QuantParams, y: QuantParams) -> dict:
     return dict(input1_offset=-a.zp, input2_offset=-b.zp, output_multiplier=mo, output_shift=so, output_offset=y.zp)
 
 
-def _physical_strides(shape: Shape) -> dict[int, int]:
-    """Element stride of each ONNX axis of a tensor in its own physical layout."""
-    strides, step = {}, 1
-    for axis, dim in zip(reversed(storage_perm(shape)), reversed(physical_shape(shape))):
-        strides[axis] = step
-        step *= int(dim)
-    return strides
-
-
-def broadcast_loops(out_shape: Shape, in_shapes: list[Shape]) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
-    """(loop dims, per input its element strides) over the output's physical layout, padded to 4 loops.
-
-    Input axes of size 1 (or missing, ONNX right-aligns shapes) get stride 0. Size-1 loops are dropped and
-    neighbours that every input walks contiguously (or broadcasts alike) merge. ValueError if more than 4 remain.
-    """
-    rank = len(out_shape)
-    per_input = []
-    for shape in in_shapes:
-        own, lead = _physical_strides(shape), rank - len(shape)
-        per_input.append([0 if a < lead or shape[a - lead] == 1 else own[a - lead] for a in range(rank)])
-    order = storage_perm(out_shape)
-    loops = [(int(out_shape[a]), [s[a] for s in per_input]) for a in order if out_shape[a] != 1]
-    merged: list[tuple[int, list[int]]] = []
-    for dim, strides in loops:
-        if merged and all(prev == cur * dim for prev, cur in zip(merged[-1][1], strides)):
-            merged[-1] = (merged[-1][0] * dim, strides)
-        else:
-            merged.append((dim, strides))
-    if len(merged) > MAX_LOOP_DIMS:
-        raise ValueError(f"the broadcast needs {len(merged)} loops over the output, the kernels walk at most 4")
-    pad = [(1, [0] * len(in_shapes))] * (MAX_LOOP_DIMS - len(merged))
-    merged = pad + merged
-    return tuple(d for d, _ in merged), [tuple(s[k] for _, s in merged) for k in range(len(in_shapes))]
-
-
 def is_folded_constant(g: Graph, name: str) -> bool:
     """A constant, or (before fold_qdq) a DequantizeLinear/QuantizeLinear of one."""
     t = g.tensors.get(name)
@@ -140,11 +104,6 @@ def check_binary(node: Node, g: Graph) -> str | None:
     if is_folded_constant(g, node.inputs[0]) and is_folded_constant(g, node.inputs[1]):
         return "both operands are constants; fold them before compiling (e.g. onnxsim)"
     if node.op == "Div":
-        if not is_folded_constant(g, node.inputs[1]):
-            return (
-                "division by a computed tensor is not supported; only division by a constant (a multiply), or "
-                "exp(x [- max]) / its ReduceSum over the last axis of a rank < 4 tensor (a softmax)"
-            )
         if b.data is not None and np.any(np.asarray(b.data) == 0):
             return "the constant divisor contains 0"
     try:

@@ -75,7 +75,31 @@ UNARY: dict[str, Callable[[Node, np.ndarray], np.ndarray]] = {
     "Round": lambda n, x: np.round(x),  # half to even, as ONNX says
     "Sin": lambda n, x: np.sin(x),
     "Cos": lambda n, x: np.cos(x),
+    "Sign": lambda n, x: np.sign(x),
+    "Shrink": lambda n, x: _shrink(n, x),
+    # Logic inside a chain: booleans are the values 0 and 1 (ONNX's Cast of a bool), anything non-zero is true.
+    "Not": lambda n, x: (x == 0).astype(np.float64),
+    "Cast": lambda n, x: _cast(n, x),
 }
+
+
+def _shrink(node: Node, x):
+    lambd, bias = float(node.attr("lambd", 0.5)), float(node.attr("bias", 0.0))
+    return np.where(x < -lambd, x + bias, np.where(x > lambd, x - bias, 0.0))
+
+
+def _cast(node: Node, x):
+    """Cast within a chain: to bool -> 0/1, to an integer type -> truncated (saturation aside), to float: as is."""
+    to = int(node.attr("to", 1))
+    if to == 9:  # BOOL
+        return (x != 0).astype(np.float64)
+    if to in (2, 3, 4, 5, 6, 7, 12, 13):  # the integer types
+        return np.trunc(x)
+    return x
+
+
+def _truth(v):
+    return np.asarray(v) != 0
 
 # Binary ops that join a pointwise chain when every operand is the chain's value or a scalar constant.
 BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
@@ -87,7 +111,24 @@ BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "Max": np.maximum,
     "Min": np.minimum,
     "PRelu": lambda x, slope: np.where(x >= 0, x, slope * x),
+    "Greater": lambda a, b: np.greater(a, b).astype(np.float64),
+    "Less": lambda a, b: np.less(a, b).astype(np.float64),
+    "GreaterOrEqual": lambda a, b: np.greater_equal(a, b).astype(np.float64),
+    "LessOrEqual": lambda a, b: np.less_equal(a, b).astype(np.float64),
+    "Equal": lambda a, b: np.equal(a, b).astype(np.float64),
+    "And": lambda a, b: (_truth(a) & _truth(b)).astype(np.float64),
+    "Or": lambda a, b: (_truth(a) | _truth(b)).astype(np.float64),
+    "Xor": lambda a, b: (_truth(a) ^ _truth(b)).astype(np.float64),
 }
+
+# Where(condition, a, b): a pointwise choice when all three are the chain's value or scalar constants.
+TERNARY: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "Where": lambda c, a, b: np.where(_truth(c), a, b),
+}
+# Ops that only compile as part of such a chain (a single tensor's function): comparisons, logic and Where give
+# bool tensors, which are never stored; Pow, Max and Min of two tensors have no kernel.
+CHAIN_ONLY = frozenset({"Pow", "Max", "Min", "Not", "Cast", *TERNARY}) | frozenset(BINARY) - {
+    "Add", "Sub", "Mul", "Div", "PRelu"}
 
 
 def pointwise(node: Node, args: list[np.ndarray]) -> np.ndarray:
@@ -97,6 +138,8 @@ def pointwise(node: Node, args: list[np.ndarray]) -> np.ndarray:
             y = UNARY[node.op](node, args[0])
         elif node.op in BINARY:
             y = BINARY[node.op](args[0], args[1])
+        elif node.op in TERNARY:
+            y = TERNARY[node.op](*args[:3])
         elif node.op == "Clip":
             y = np.clip(args[0], float(node.attr("min", -math.inf)), float(node.attr("max", math.inf)))
         else:
@@ -106,7 +149,7 @@ def pointwise(node: Node, args: list[np.ndarray]) -> np.ndarray:
 
 
 def is_pointwise(op: str) -> bool:
-    return op in UNARY or op in BINARY or op == "Clip"
+    return op in UNARY or op in BINARY or op in TERNARY or op == "Clip"
 
 
 def chain_value(node: Node, x: np.ndarray) -> np.ndarray:
@@ -150,10 +193,14 @@ def _lower_lut(node: Node, g: Graph) -> list[KernelCall]:
     ]
 
 
-def _lower_binary_chain_only(node: Node, g: Graph) -> list[KernelCall]:
-    raise CompileError(
-        f"node '{node.name}' ({node.op}): supported only with a scalar constant operand (as a lookup table)"
-    )
+def _lower_chain_only(node: Node, g: Graph) -> list[KernelCall]:
+    raise CompileError(f"internal: node '{node.name}' ({node.op}) should have been fused into a lookup table")
+
+
+def check_chain_only(node: Node, g: Graph) -> str | None:
+    """Reached only for a node outside every fusable chain (support.py lets the chains' nodes through)."""
+    return ("supported only as part of a function of a single tensor (with scalar constants), which becomes a "
+            "lookup table; its operands here are several computed tensors")  # fmt: skip
 
 
 @register_kernel("mcu_lut_s8")
@@ -162,9 +209,10 @@ def lut_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
 
 
 for _op in UNARY:
-    register(OpDef(_op, reference=_unary_reference, lower=_lower_lut))
+    chain_only = _op in CHAIN_ONLY
+    register(OpDef(_op, reference=_unary_reference, lower=_lower_chain_only if chain_only else _lower_lut,
+                   check=check_chain_only if chain_only else None))  # fmt: skip
 register(OpDef("PointwiseLut", reference=_chain_reference, lower=_lower_lut))
-for _op in ("Pow", "Max", "Min"):  # PRelu, also a tensor slope, is ops/prelu.py's
-    register(
-        OpDef(_op, reference=lambda n, a, b: [pointwise(n, [a, b]).astype(np.float32)], lower=_lower_binary_chain_only)
-    )
+for _op in sorted(CHAIN_ONLY - set(UNARY)):  # PRelu, also a tensor slope, is ops/prelu.py's
+    register(OpDef(_op, reference=lambda n, *args: [pointwise(n, list(args)).astype(np.float32)],
+                   lower=_lower_chain_only, check=check_chain_only))  # fmt: skip

@@ -11,6 +11,7 @@ from .. import quant
 from ..ir import CompileError, Graph, KernelCall, Node
 from ..layout import kernel_dims, to_logical
 from .reduce import rounded_division
+from .lift import accepts_1d
 from .registry import OpDef, attr_ints, register, register_kernel
 from .window import Window, gather_windows, overlap_gap, tap_inside, window_of
 
@@ -177,5 +178,7 @@ def check_pool(node: Node, g: Graph) -> str | None:
     return None
 
 
-register(OpDef("MaxPool", reference=max_pool_reference, quant="same", lower=lower_max_pool, check=check_pool))
-register(OpDef("AveragePool", reference=avg_pool_reference, quant="same", lower=lower_avg_pool, check=check_pool))
+register(OpDef("MaxPool", reference=max_pool_reference, quant="same", lower=lower_max_pool,
+               check=accepts_1d(check_pool)))  # fmt: skip
+register(OpDef("AveragePool", reference=avg_pool_reference, quant="same", lower=lower_avg_pool,
+               check=accepts_1d(check_pool)))  # fmt: skip

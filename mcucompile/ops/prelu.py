@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import quant
 from ..ir import Graph, KernelCall, Node, QuantParams
-from .elementwise import broadcast_loops, broadcast_operands, constant_operand, is_folded_constant
+from ..layout import broadcast_loops
+from .elementwise import broadcast_operands, constant_operand, is_folded_constant
 from .lut import pointwise
 from .registry import OpDef, register, register_kernel
 

@@ -33,6 +33,9 @@ class OpDef:
     quant: QuantRule = "calibrated"
     weight_axis: Mapping[int, int] = field(default_factory=dict)  # input index -> per-channel axis
     bias_input: int | None = None  # int32 bias, scale = s_in * s_w[c]
+    # Per output channel, the weight scale from the per-axis ones (None: the same; a grouped ConvTranspose's
+    # weight axis holds one group's channels, so its scales repeat per group)
+    output_scales: Callable[[Node, np.ndarray], np.ndarray] | None = None
     lower: Lowering | None = None  # None: a view (Reshape & co.) or a pass must remove it first
     is_view: bool = False  # output aliases the input's bytes when the layout allows it
     fusable_activation: bool = False  # a following Relu/Clip may become this op's clamp

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..ir import CompileError, Graph, KernelCall, Node, Shape
 from ..layout import kernel_dims
+from .lift import accepts_1d
 from .registry import OpDef, register, register_kernel
 
 FRACTION_BITS = 11  # weights in Q11: the product of two is <= 2^22, times |x| <= 128 stays far below 2^31
@@ -257,4 +258,4 @@ def check_resize(node: Node, g: Graph) -> str | None:
 
 
 for _op in ("Resize", "Upsample"):
-    register(OpDef(_op, reference=resize_reference, quant="same", lower=lower_resize, check=check_resize))
+    register(OpDef(_op, reference=resize_reference, quant="same", lower=lower_resize, check=accepts_1d(check_resize)))

@@ -1,4 +1,4 @@
-"""Concat, Split, Slice, Gather: int8 values moved between tensors in their physical (NHWC) layout.
+"""Concat, Split, Slice, Gather, Expand, Tile: int8 values moved between tensors in their physical (NHWC) layout.
 
 An ONNX axis maps to its physical axis through layout.storage_perm, so a channel concat or split in NHWC is a
 copy of contiguous runs per pixel. Split and Slice keep the input's quantization; Concat gets its own range
@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import quant
 from ..ir import CompileError, Graph, KernelCall, Node, QuantParams, Shape
-from ..layout import physical_shape, storage_perm
+from ..layout import MAX_RANK, broadcast_strides, element_strides, merge_loops, physical_shape, storage_perm
 from .registry import OpDef, attr_ints, is_constant_operand, register, register_kernel
 from .reshape import transpose_call
 
@@ -30,10 +30,10 @@ def _split_at(shape: Shape, axis: int) -> tuple[int, int]:
 
 
 def check_moves(node: Node, g: Graph) -> str | None:
-    """Concat/Slice/Split/Gather: tensors of rank <= 4; Slice bounds and Gather indices constant."""
+    """Concat/Slice/Split/Gather: tensors of rank <= MAX_RANK; Slice bounds and Gather indices constant."""
     ranks = [len(g.tensors[t].shape) for t in (*node.inputs[:1], *node.outputs) if t]
-    if max(ranks) > 4:
-        return f"tensors of rank {max(ranks)} > 4 are not supported"
+    if max(ranks) > MAX_RANK:
+        return f"tensors of rank {max(ranks)} > {MAX_RANK} are not supported"
     if node.op == "Slice" and not all(is_constant_operand(g, t) for t in node.inputs[1:] if t):
         return "starts, ends, axes and steps must be constants"
     if node.op == "Gather":
@@ -154,12 +154,29 @@ def split_reference(node: Node, x: np.ndarray, split: np.ndarray | None = None) 
 
 def slice_call(node: str, src: str, dst: str, shape: Shape, bounds: list[tuple[int, int, int]]) -> KernelCall:
     """A copy of the box `bounds` (ONNX order) of `src` into `dst`, in the physical layout."""
-    perm = storage_perm(shape)
-    pad = 4 - len(shape)
-    begin = (0,) * pad + tuple(bounds[a][0] for a in perm)
-    step = (1,) * pad + tuple(bounds[a][2] for a in perm)
-    out = (1,) * pad + tuple(max(0, -(-(bounds[a][1] - bounds[a][0]) // bounds[a][2])) for a in perm)
-    params = dict(in_dims=(1,) * pad + physical_shape(shape), begin=begin, step=step, out_dims=out)
+    strides = element_strides(shape)
+    first = sum(bounds[a][0] * strides[a] for a in range(len(shape)))
+    loops = [(max(0, -(-(bounds[a][1] - bounds[a][0]) // bounds[a][2])), [bounds[a][2] * strides[a]])
+             for a in storage_perm(shape)]  # fmt: skip
+    return strided_copy_call(node, src, dst, int(np.prod(shape, dtype=np.int64)), first, loops)
+
+
+def strided_copy_call(node: str, src: str, dst: str, in_size: int, first: int, loops) -> KernelCall:
+    """mcu_slice_s8: output index i (row-major over the loops' dims) reads input element first + sum i_k * stride_k.
+
+    `loops`: (dim, [stride]) outermost first, as layout.merge_loops takes them. A CompileError names the node when
+    more than MAX_RANK loops remain after merging; every index is checked to stay inside the input's in_size.
+    """
+    try:
+        dims, (strides,) = merge_loops(list(loops), 1, MAX_RANK)
+    except ValueError as exc:
+        raise CompileError(f"node '{node}': the copy {exc}") from None
+    if all(dims):
+        reach = [(d - 1) * s for d, s in zip(dims, strides)]
+        low, high = first + sum(min(r, 0) for r in reach), first + sum(max(r, 0) for r in reach)
+        if low < 0 or high >= in_size:
+            raise CompileError(f"internal: node '{node}': the copy reads elements {low}..{high} of {in_size}")
+    params = dict(first=int(first), strides=tuple(int(v) for v in strides), out_dims=tuple(int(d) for d in dims))
     return KernelCall("mcu_slice_s8", "kernels/slice_s8.c.j2", node, params, {}, (src,), (dst,))
 
 
@@ -186,9 +203,12 @@ def lower_split(node: Node, g: Graph) -> list[KernelCall]:
 @register_kernel("mcu_slice_s8")
 def slice_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
     p = call.params
-    x = inputs[0].reshape(p["in_dims"])
-    index = [b + s * np.arange(n) for b, s, n in zip(p["begin"], p["step"], p["out_dims"])]
-    return np.ascontiguousarray(x[np.ix_(*index)])
+    index = np.full(p["out_dims"], p["first"], np.int64)
+    for axis, (dim, stride) in enumerate(zip(p["out_dims"], p["strides"])):
+        shape = [1] * len(p["out_dims"])
+        shape[axis] = dim
+        index = index + (np.arange(dim, dtype=np.int64) * stride).reshape(shape)
+    return inputs[0].ravel()[index]
 
 
 # --- Gather ----------------------------------------------------------------------------------------------------
@@ -239,7 +259,51 @@ def gather_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarra
     return np.ascontiguousarray(x[:, call.arrays["indices"].astype(np.int64), :])
 
 
+# --- Expand, Tile: broadcast copies (a stride of 0 repeats) ----------------------------------------------------
+
+
+def expand_reference(node: Node, x: np.ndarray, shape: np.ndarray) -> list[np.ndarray]:
+    out = np.broadcast_shapes(x.shape, tuple(int(d) for d in np.asarray(shape).ravel()))
+    return [np.ascontiguousarray(np.broadcast_to(x, out)).astype(np.float32)]
+
+
+def tile_reference(node: Node, x: np.ndarray, repeats: np.ndarray) -> list[np.ndarray]:
+    return [np.tile(x, tuple(int(r) for r in np.asarray(repeats).ravel())).astype(np.float32)]
+
+
+def _broadcast_loops(node: Node, x_shape: Shape, y_shape: Shape) -> list[tuple[int, list[int]]]:
+    """The copy's loops over the output's physical layout: Expand walks each output axis with the input's stride
+    (0 where broadcast); Tile walks each axis as (repeat, stride 0) outside (input dim, the input's stride)."""
+    order = storage_perm(y_shape)
+    if node.op == "Expand":
+        strides = broadcast_strides(y_shape, x_shape)
+        return [(y_shape[a], [strides[a]]) for a in order]
+    strides = element_strides(x_shape)
+    return [loop for a in order for loop in ((y_shape[a] // x_shape[a], [0]), (x_shape[a], [strides[a]]))]
+
+
+def check_broadcast_copy(node: Node, g: Graph) -> str | None:
+    """Expand/Tile: a constant shape or repeats, and at most MAX_RANK loops after merging."""
+    if not is_constant_operand(g, node.inputs[1]):
+        return f"the {'shape' if node.op == 'Expand' else 'repeats'} input must be a constant"
+    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    try:
+        merge_loops(_broadcast_loops(node, x.shape, y.shape), 1, MAX_RANK)
+    except ValueError as exc:
+        return f"the broadcast copy {exc}"
+    return None
+
+
+def lower_broadcast_copy(node: Node, g: Graph) -> list[KernelCall]:
+    x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    loops = _broadcast_loops(node, x.shape, y.shape)
+    return [strided_copy_call(node.name, node.inputs[0], node.outputs[0], x.size, 0, loops)]
+
+
 register(OpDef("Concat", reference=concat_reference, lower=lower_concat, check=check_moves))
 register(OpDef("Slice", reference=slice_reference, quant="same", lower=lower_slice, check=check_moves))
 register(OpDef("Split", reference=split_reference, quant="same", lower=lower_split, check=check_moves))
 register(OpDef("Gather", reference=gather_reference, quant="same", lower=lower_gather, check=check_moves))
+register(OpDef("Expand", reference=expand_reference, quant="same", lower=lower_broadcast_copy,
+               check=check_broadcast_copy))  # fmt: skip
+register(OpDef("Tile", reference=tile_reference, quant="same", lower=lower_broadcast_copy, check=check_broadcast_copy))

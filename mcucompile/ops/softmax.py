@@ -1,4 +1,4 @@
-"""Softmax over the last axis -> mcu_softmax_s8, TFLite's int8 algorithm bit for bit.
+"""Softmax over the innermost axis in memory -> mcu_softmax_s8, TFLite's int8 algorithm bit for bit.
 
 The output uses TFLite's fixed quantization (scale 1/256, zero point -128). Differences to the row maximum are
 scaled to Q5.26 and exponentiated with gemmlowp's fixed-point exp_on_negative_values; their Q12.19 sum is
@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import quant
 from ..ir import CompileError, Graph, KernelCall, Node
-from ..layout import kernel_dims
+from ..layout import MAX_RANK, kernel_dims, storage_perm
 from .registry import OpDef, register, register_kernel
 
 SCALED_DIFF_INTEGER_BITS = 5
@@ -100,7 +100,8 @@ def one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
 
 def lower_softmax(node: Node, g: Graph) -> list[KernelCall]:
     x = g.tensors[node.inputs[0]]
-    rows, _, _, depth = kernel_dims(x.shape)
+    depth = kernel_dims(x.shape)[3]  # the innermost axis in memory (runs_in_place)
+    rows = x.size // depth
     multiplier, left_shift, diff_min = softmax_params(x.quant.s)
     params = dict(
         rows=int(rows), depth=int(depth), input_multiplier=multiplier, input_left_shift=left_shift, diff_min=diff_min
@@ -127,11 +128,16 @@ def softmax_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarr
     return np.where(used, np.clip(out, -128, 127), -128).astype(np.int8)
 
 
+def runs_in_place(shape, axis: int) -> bool:
+    """Whether mcu_softmax_s8 takes the axis as it lies: the innermost one in memory (channels of a rank-4 map)."""
+    return len(shape) == 0 or storage_perm(shape)[-1] == axis % len(shape)
+
+
 def check_softmax(node: Node, g: Graph) -> str | None:
+    """Any axis: passes/fold_softmax.py moves one that is not innermost in memory there with two transposes."""
     shape = g.tensors[node.inputs[0]].shape
-    axis = int(node.attr("axis", -1)) % max(len(shape), 1)
-    if axis != len(shape) - 1 or len(shape) == 4:
-        return f"only the last axis of a tensor of rank < 4 is supported, got axis {axis} of shape {shape}"
+    if len(shape) > MAX_RANK:
+        return f"tensors of rank {len(shape)} > {MAX_RANK} are not supported"
     return None
 
 

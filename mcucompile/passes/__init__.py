@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..ir import Graph
-from .canonicalize import canonicalize, remove_identity_and_dropout
+from .canonicalize import canonicalize, divide_by_reciprocal, remove_identity_and_dropout
 from .dead_channels import eliminate_dead_channels
 from .fold_batchnorm import fold_batchnorm
 from .fold_channel_shuffle import fold_channel_shuffle
+from .fold_norm import fold_norm
 from .fold_pad import fold_pad
 from .fold_qdq import fold_qdq
-from .fold_softmax import fold_softmax
+from .fold_softmax import fold_softmax, move_softmax_axis
 from .fuse_activation import fuse_activation
 from .fuse_pointwise import fuse_pointwise
+from .lift_1d import lift_1d
 
 Pass = Callable[[Graph], Graph]
 
@@ -24,7 +26,11 @@ FLOAT_PIPELINE: tuple[Pass, ...] = (
     fold_qdq,
     remove_identity_and_dropout,
     canonicalize,
+    fold_norm,
+    lift_1d,
     fold_softmax,
+    move_softmax_axis,
+    divide_by_reciprocal,
     fold_channel_shuffle,
     fold_pad,
     fold_batchnorm,

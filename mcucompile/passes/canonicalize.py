@@ -5,6 +5,8 @@
 - MatMul(x[N,K], constant B[K,O]) becomes Gemm; every Gemm gets W[O,K] with transB=1 and alpha=beta=1,
   its bias a vector of O values, and a following Add of a constant vector is folded into that bias.
 - The axes input of reductions (opset 18; ReduceSum from 13) becomes an attribute.
+- (divide_by_reciprocal, after the softmax patterns are folded) a Div by a computed tensor becomes a Mul by its
+  Reciprocal: a lookup table of the divisor (joining the divisor's own pointwise chain) and an int8 multiply.
 """
 
 from __future__ import annotations
@@ -17,33 +19,45 @@ from ..ir import CompileError, Graph, Node, QuantParams, Tensor
 
 
 def remove_identity_and_dropout(g: Graph) -> Graph:
-    """Identity/Dropout -> nothing; consumers read the input instead (or the producer takes over a graph output)."""
-    for node in [n for n in g.nodes if n.op in ("Identity", "Dropout")]:
-        src, dst = node.inputs[0], node.outputs[0]
-        if len(node.outputs) > 1 and node.outputs[1] and g.consumers(node.outputs[1]):
+    """Identity/Dropout -> nothing; consumers read the input instead (or the producer takes over a graph output).
+
+    One pass over the graph in order, so chains and many copies of one tensor (onnxruntime's pre-processing
+    writes an Identity per duplicated initializer) resolve together. A copy that must stay a distinct graph output
+    (of a graph input, a constant, another output, or a tensor a second output already took over) becomes a view,
+    which lowering turns into a copy.
+    """
+    alias: dict[str, str] = {}  # a removed copy's output -> the tensor read instead
+    writes: dict[str, str] = {}  # a producer's output -> the graph output it writes instead
+    views, removed, new = [], set(), {}
+    producers = {t for n in g.nodes if n.op not in ("Identity", "Dropout") for t in n.outputs}
+    for node in g.nodes:
+        if node.op not in ("Identity", "Dropout"):
+            continue
+        if len(node.outputs) > 1 and node.outputs[1] and any(node.outputs[1] in n.inputs for n in g.nodes):
             raise CompileError(
                 f"node '{node.name}' (Dropout): its mask output is used; only inference graphs are supported"
             )
-        producer = g.producer(src)
-        if dst in g.outputs:
-            if producer is None or src in g.outputs:
-                raise CompileError(f"node '{node.name}' ({node.op}): the graph output '{dst}' is a copy of an input")
-            renamed = {src: dst}
+        src, dst = alias.get(node.inputs[0], node.inputs[0]), node.outputs[0]
+        removed.add(node.name)
+        if dst not in g.outputs:
+            alias[dst] = writes.get(src, src)
+        elif src in producers and src not in g.outputs and src not in writes:
+            writes[src] = dst
         else:
-            renamed = {dst: src}
-        nodes = [
-            Node(
-                n.op,
-                n.name,
-                tuple(renamed.get(t, t) for t in n.inputs),
-                tuple(renamed.get(t, t) for t in n.outputs),
-                n.attrs,
-            )
-            for n in g.nodes
-            if n is not node
-        ]
-        g = g.rewrite(nodes)
-    return g
+            shape = f"{node.name}::shape"
+            new[shape] = Tensor(shape, (len(g.tensors[dst].shape),), "int64",
+                                data=np.array(g.tensors[dst].shape, np.int64))  # fmt: skip
+            views.append(Node("Reshape", node.name, (writes.get(src, src), shape), (dst,), {}))
+    if not removed:
+        return g
+    nodes = []
+    for n in g.nodes:
+        if n.name in removed:
+            nodes.extend(v for v in views if v.name == n.name)
+            continue
+        inputs = tuple(writes.get(alias.get(t, t), alias.get(t, t)) for t in n.inputs)
+        nodes.append(Node(n.op, n.name, inputs, tuple(writes.get(t, t) for t in n.outputs), n.attrs))
+    return g.rewrite(nodes, new)
 
 
 def _scalar(g: Graph, name: str, default: float) -> float:
@@ -151,3 +165,19 @@ def canonicalize(g: Graph) -> Graph:
         nodes.append(n)
     nodes = _fold_bias_add(g, nodes, new)
     return g.rewrite(nodes, new)
+
+
+def divide_by_reciprocal(g: Graph) -> Graph:
+    """Div(a, b) with a computed b -> Mul(a, Reciprocal(b)); a constant b stays (ops/elementwise.py multiplies by
+    its inverse)."""
+    nodes, new = [], {}
+    for n in g.nodes:
+        if n.op != "Div" or len(n.inputs) != 2 or g.is_const(n.inputs[1]):
+            nodes.append(n)
+            continue
+        b = g.tensors[n.inputs[1]]
+        inverse = f"{n.name}::reciprocal"
+        new[inverse] = Tensor(inverse, b.shape, "float32")
+        nodes += [Node("Reciprocal", inverse, (b.name,), (inverse,), {}),
+                  Node("Mul", n.name, (n.inputs[0], inverse), n.outputs, n.attrs)]  # fmt: skip
+    return g.rewrite(nodes, new) if new else g

@@ -13,10 +13,11 @@ Runs after canonicalize and before fuse_activation and fuse_pointwise, so the Ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
 
 from ..ir import Graph, Node, Tensor
-from ..ops.softmax import check_softmax
+from ..ops.softmax import check_softmax, runs_in_place
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,31 @@ def fold_softmax(g: Graph) -> Graph:
     if not replaced and not new:
         return g
     return g.rewrite(nodes, new)
+
+
+def move_softmax_axis(g: Graph) -> Graph:
+    """Softmax over an axis that is not innermost in memory -> Transpose, Softmax over the innermost, Transpose back.
+
+    The transposed tensor has the axis where the kernel walks rows: last, or second (channels) for rank 4.
+    """
+    nodes, new = [], {}
+    for n in g.nodes:
+        x = g.tensors[n.inputs[0]] if n.op == "Softmax" else None
+        if x is None or runs_in_place(x.shape, int(n.attr("axis", -1))):
+            nodes.append(n)
+            continue
+        rank, axis = len(x.shape), int(n.attr("axis", -1)) % len(x.shape)
+        target = 1 if rank == 4 else rank - 1
+        rest = [a for a in range(rank) if a != axis]
+        perm = (*rest[:target], axis, *rest[target:])
+        back = tuple(perm.index(a) for a in range(rank))
+        shape = tuple(x.shape[a] for a in perm)
+        t_in, t_out = f"{n.name}::axis_in", f"{n.name}::axis_out"
+        new[t_in] = Tensor(t_in, shape, x.dtype)
+        new[t_out] = replace(g.tensors[n.outputs[0]], name=t_out, shape=shape)
+        nodes += [
+            Node("Transpose", f"{n.name}::to_axis", (x.name,), (t_in,), {"perm": perm}),
+            Node("Softmax", n.name, (t_in,), (t_out,), {"axis": target}),
+            Node("Transpose", f"{n.name}::from_axis", (t_out,), n.outputs, {"perm": back}),
+        ]
+    return g.rewrite(nodes, new) if new else g

@@ -15,6 +15,15 @@ from ..ops.lut import is_pointwise
 
 
 def fuse_pointwise(g: Graph) -> Graph:
+    replaced, taken = pointwise_fusions(g)
+    if not replaced:
+        return g
+    nodes = [replaced.get(n.name, n) for n in g.nodes if n.name in replaced or n.name not in taken]
+    return g.rewrite(nodes)
+
+
+def pointwise_fusions(g: Graph) -> tuple[dict[str, Node], set[str]]:
+    """(the last body node's name -> the PointwiseLut replacing it, the names of all nodes fused away)."""
     taken: set[str] = set()
     kept: set[str] = set()  # lone clamps left as they are
     replaced: dict[str, Node] = {}  # first body node name -> the fused node standing in its place
@@ -47,11 +56,7 @@ def fuse_pointwise(g: Graph) -> Graph:
             replaced[body[-1].name] = fused
             taken.update(n.name for n in body)
         taken.update(n.name for n in chain)  # no later source may claim them
-    taken -= kept
-    if not replaced:
-        return g
-    nodes = [replaced.get(n.name, n) for n in g.nodes if n.name in replaced or n.name not in taken]
-    return g.rewrite(nodes)
+    return replaced, taken - kept
 
 
 def _chain_of(g: Graph, x: str, taken: set[str]) -> list[Node]:

@@ -65,6 +65,8 @@ def quantize(
         inputs = list(node.inputs)
         for index, axis in op.weight_axis.items():
             wq = _quantize_weight(g, node, inputs, index, axis, tensors)
+            if op.output_scales is not None:
+                wq = QuantParams(op.output_scales(node, wq.scale), op.output_scales(node, wq.zero_point), wq.axis)
             if op.bias_input is not None:
                 correction = (bias_corrections or {}).get(node.name)
                 _quantize_bias(g, node, inputs, op.bias_input, x.quant, wq, tensors, correction)

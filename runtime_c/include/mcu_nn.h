@@ -14,17 +14,20 @@
 #include "mcu_nn_types.h"
 
 /**
- * @brief Per-channel int8 2-D convolution (group = 1).
- * @param[in]  ctx          Scratch of mcu_conv_s8_get_buffer_size() bytes, 2-byte aligned (one int16 im2col column).
+ * @brief Per-channel int8 2-D convolution, grouped when filter_dims->c < input_dims->c: G = C_IN / filter C_IN
+ *        groups, output channel oc reads the input channels of group oc / (C_OUT / G).
+ * @param[in]  ctx          Scratch of mcu_conv_s8_get_buffer_size() bytes, 2-byte aligned (one int16 im2col column
+ *                          of one group).
  * @param[in]  params       Range of input_offset: [-127, 128]; output_offset: [-128, 127]; output_stride
  *                          (elements from one output pixel to the next): 0 (dense) or >= C_OUT.
  * @param[in]  quant        Requantization per output channel, length output_dims->c.
  * @param[in]  input_dims   Format: [N, H, W, C_IN]
- * @param[in]  filter_dims  Format: [C_OUT, HK, WK, C_IN]; HK * WK * C_IN < 66,000 (int32 accumulator).
+ * @param[in]  filter_dims  Format: [C_OUT, HK, WK, C_IN / G]; HK * WK * C_IN / G < 66,000 (int32 accumulator).
  * @param[in]  bias         int32, length C_OUT, or NULL.
  * @param[out] output       Format: [N, H_OUT, W_OUT, C_OUT], pixel p's channels at output[p * output_stride]
  *                          when output_stride > 0 (a channel slice of a concatenation); other bytes untouched.
- * @return MCU_STATUS_ARG_ERROR if channel counts disagree, output_stride is invalid or the scratch is too small.
+ * @return MCU_STATUS_ARG_ERROR if G does not divide both channel counts, output_stride is invalid or the scratch
+ *         is too small.
  */
 MCU_API mcu_status mcu_conv_s8(const mcu_context *ctx,
                                const mcu_conv_params *params,
@@ -37,7 +40,7 @@ MCU_API mcu_status mcu_conv_s8(const mcu_context *ctx,
                                const mcu_dims *output_dims,
                                int8_t *output);
 
-/** @brief Scratch bytes of mcu_conv_s8: 2 * HK * WK * C_IN. */
+/** @brief Scratch bytes of mcu_conv_s8: 2 * HK * WK * C_IN / G (the filter's depth). */
 MCU_API int32_t mcu_conv_s8_get_buffer_size(const mcu_dims *filter_dims);
 
 /**
@@ -131,14 +134,15 @@ MCU_API mcu_status mcu_depthwise_conv_3x3_s8_fast(const mcu_context *ctx,
                                                   int8_t *output);
 
 /**
- * @brief Per-channel int8 transposed convolution (ONNX ConvTranspose, group = 1), in gather form:
- *        output[oy][ox][oc] sums w[oc][ky][kx][ic] * (x[iy][ix][ic] + input_offset) over the taps with
+ * @brief Per-channel int8 transposed convolution (ONNX ConvTranspose, any group), in gather form:
+ *        output[oy][ox][oc] sums w[oc][ky][kx][ic] * (x[iy][ix][g * C_IN / G + ic] + input_offset), g the group
+ *        oc / (C_OUT / G) and G = C_IN / filter C_IN, over the taps with
  *        iy * stride.h == oy + padding.h - ky * dilation.h (and likewise for x), plus bias; then requantized.
  *        padding is what is cropped from the top/left of the full scattered output; no scratch is needed.
  * @param[in]  ctx          Unused (may be NULL).
  * @param[in]  params       As mcu_conv_s8 (output_stride included); stride >= 1.
  * @param[in]  input_dims   Format: [N, H, W, C_IN]
- * @param[in]  filter_dims  Format: [C_OUT, HK, WK, C_IN]; HK * WK * C_IN < 66,000 (int32 accumulator).
+ * @param[in]  filter_dims  Format: [C_OUT, HK, WK, C_IN / G]; HK * WK * C_IN / G < 66,000 (int32 accumulator).
  * @param[in]  bias         int32, length C_OUT, or NULL.
  * @param[out] output       Format: [N, H_OUT, W_OUT, C_OUT]; any size (output_padding rows get the bias only).
  * @return MCU_STATUS_ARG_ERROR if channel or batch counts disagree, a stride is below 1 or output_stride is invalid.
@@ -278,7 +282,11 @@ MCU_API mcu_status mcu_concat_s8(const mcu_context *ctx,
                                  const int8_t *const *inputs,
                                  int8_t *output);
 
-/** @brief int8 strided box copy: output[a,b,c,d] = input[begin + step * (a,b,c,d)] over out_dims (Slice, Split). */
+/**
+ * @brief int8 strided copy (Slice, Split, Expand, Tile, DepthToSpace): output[i] = input[first + sum_k i_k *
+ *        strides[k]] for every index i of out_dims, in row-major order; a stride of 0 repeats an input element
+ *        (a broadcast). The compiler keeps every index inside the input; output must not overlap input.
+ */
 MCU_API mcu_status mcu_slice_s8(const mcu_context *ctx, const mcu_slice_params *params, const int8_t *input,
                                 int8_t *output);
 
@@ -288,6 +296,24 @@ MCU_API mcu_status mcu_gather_s8(const mcu_context *ctx,
                                  const int32_t *indices,
                                  const int8_t *input,
                                  int8_t *output);
+
+/**
+ * @brief int8 group normalisation (GroupNormalization, InstanceNormalization with G = C): per batch and group,
+ *        the mean and variance of its P x K int8 values in integers (sum in int32, sum of squares in int64, the
+ *        variance with params->eps_term in input units), then t = round(2^12 (P K x - sum x) / sqrt(V)) with an
+ *        integer square root, and y = output_offset + round((t * gain[c] + bias[c]) / 2^out_shift), clamped.
+ *        Output may be the input (in place): a group's values are all read before any of them is written.
+ * @param[in]  gain   int32 per channel c = g * K + k: round(gamma[c] / output_scale * 2^(out_shift - 12)).
+ * @param[in]  bias   int64 per channel: round(beta[c] / output_scale * 2^out_shift).
+ * @param[in]  input  Format: [N, P, G, K] (NHWC with C = G * K); P * K < 2^23.
+ * @return MCU_STATUS_ARG_ERROR if a dimension is below 1 or P * K is too large.
+ */
+MCU_API mcu_status mcu_norm_s8(const mcu_context *ctx,
+                               const mcu_norm_params *params,
+                               const int32_t *gain,
+                               const int64_t *bias,
+                               const int8_t *input,
+                               int8_t *output);
 
 /**
  * @brief int8 softmax over rows of `depth` values, TFLite's fixed-point algorithm (gemmlowp exp and reciprocal);
@@ -302,7 +328,7 @@ MCU_API mcu_status mcu_softmax_s8(const mcu_context *ctx,
                                   int32_t depth,
                                   int8_t *output);
 
-/** @brief Copy a row-major int8 tensor of rank <= 4 with its axes permuted; output must not overlap input. */
+/** @brief Copy a row-major int8 tensor of rank <= MCU_MAX_RANK with its axes permuted; output must not overlap input. */
 MCU_API mcu_status mcu_transpose_s8(const mcu_context *ctx,
                                     const mcu_transpose_params *params,
                                     const int8_t *input,

@@ -151,6 +151,37 @@ MCU_MAYBE_UNUSED static void mcu_broadcast_rows(const mcu_broadcast_shape *shape
             }
 }
 
+/* output[i] = first[sum over k of i_k * strides[k]] for every index i of dims (MCU_MAX_RANK axes, row-major):
+   the loop nest of every int8 copy that moves values without changing them (transpose, slice, broadcast). */
+MCU_MAYBE_UNUSED static void mcu_copy_strided(const int8_t *first, const int32_t *dims, const int32_t *strides,
+                                              int8_t *output)
+{
+    for (int32_t i0 = 0; i0 < dims[0]; i0++)
+    {
+        const int8_t *p0 = first + i0 * strides[0];
+        for (int32_t i1 = 0; i1 < dims[1]; i1++)
+        {
+            const int8_t *p1 = p0 + i1 * strides[1];
+            for (int32_t i2 = 0; i2 < dims[2]; i2++)
+            {
+                const int8_t *p2 = p1 + i2 * strides[2];
+                for (int32_t i3 = 0; i3 < dims[3]; i3++)
+                {
+                    const int8_t *p3 = p2 + i3 * strides[3];
+                    for (int32_t i4 = 0; i4 < dims[4]; i4++)
+                    {
+                        const int8_t *p4 = p3 + i4 * strides[4];
+                        for (int32_t i5 = 0; i5 < dims[5]; i5++)
+                        {
+                            *output++ = p4[i5 * strides[5]];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #if defined(MCU_EMULATE_DSP)
 #define MCU_DSP 1
 /* SXTB16: bytes 0 and 2 of x, sign-extended into the low and high halfword. */

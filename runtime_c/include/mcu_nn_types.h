@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** Axes of the tensors mcu_transpose_s8 and mcu_slice_s8 move (shapes of fewer axes are padded with leading 1s) */
+#define MCU_MAX_RANK 6
+
 typedef enum
 {
     MCU_STATUS_OK = 0,         /**< Success */
@@ -158,6 +161,18 @@ typedef struct
 
 typedef struct
 {
+    int32_t batches;        /**< N: independent normalisations of positions x groups x group_channels values */
+    int32_t positions;      /**< P: pixels (H * W), or 1 for a normalisation over the last axis */
+    int32_t groups;         /**< G: channel groups per position, each normalised over P x K values */
+    int32_t group_channels; /**< K: channels of a group, contiguous; the tensor is [N, P, G, K] row-major */
+    int64_t eps_term;       /**< round(epsilon * (P * K)^2 / input_scale^2), >= 1: added to (P K) sum x^2 - (sum x)^2 */
+    int32_t out_shift;      /**< F: y = offset[c] + (t * gain[c] + bias[c] + 2^(F-1)) >> F, t the Q12 normalised x */
+    int32_t output_offset;  /**< +(output zero point) */
+    mcu_activation activation;
+} mcu_norm_params;
+
+typedef struct
+{
     int32_t input_multiplier; /**< Q31 of input_scale * 2^26 (beta = 1), TFLite's PreprocessSoftmaxScaling */
     int32_t input_left_shift; /**< >= 0 */
     int32_t diff_min;         /**< Differences to the row maximum below this give exactly 0 (output -128) */
@@ -165,8 +180,8 @@ typedef struct
 
 typedef struct
 {
-    int32_t in_dims[4]; /**< Row-major shape of the input */
-    int32_t perm[4];    /**< Output axis k is input axis perm[k] */
+    int32_t in_dims[MCU_MAX_RANK]; /**< Row-major shape of the input, padded with leading 1s */
+    int32_t perm[MCU_MAX_RANK];    /**< Output axis k is input axis perm[k] */
 } mcu_transpose_params;
 
 typedef struct
@@ -186,10 +201,9 @@ typedef struct
 
 typedef struct
 {
-    int32_t in_dims[4];  /**< physical dims of the input, padded with leading 1s */
-    int32_t begin[4];    /**< first index per axis */
-    int32_t step[4];     /**< step per axis (negative: backwards) */
-    int32_t out_dims[4]; /**< number of indices per axis */
+    int32_t first;                 /**< input element of output index 0 */
+    int32_t strides[MCU_MAX_RANK]; /**< per output axis, input elements between its consecutive indices (0: repeat) */
+    int32_t out_dims[MCU_MAX_RANK]; /**< row-major output dims, padded with leading 1s */
 } mcu_slice_params;
 
 typedef struct

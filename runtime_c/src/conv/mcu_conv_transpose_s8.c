@@ -18,13 +18,16 @@ MCU_API mcu_status mcu_conv_transpose_s8(const mcu_context *ctx,
     const int32_t out_c = output_dims->c;
     const int32_t sh = params->stride.h;
     const int32_t sw = params->stride.w;
-    const int32_t patch = filter_dims->h * filter_dims->w * in_c;
+    const int32_t group_c = filter_dims->c; /* input channels per group */
+    const int32_t groups = group_c > 0 ? in_c / group_c : 0;
+    const int32_t patch = filter_dims->h * filter_dims->w * group_c;
     const int32_t pixel = mcu_pixel_stride(params->output_stride, out_c);
-    if (filter_dims->c != in_c || filter_dims->n != out_c || input_dims->n != output_dims->n || sh < 1 || sw < 1 ||
-        pixel == 0)
+    if (groups == 0 || groups * group_c != in_c || out_c % groups != 0 || filter_dims->n != out_c ||
+        input_dims->n != output_dims->n || sh < 1 || sw < 1 || pixel == 0)
     {
         return MCU_STATUS_ARG_ERROR;
     }
+    const int32_t group_out = out_c / groups; /* output channels per group */
     for (int32_t b = 0; b < output_dims->n; b++)
     {
         const int8_t *in_batch = input + (int64_t)b * input_dims->h * input_dims->w * in_c;
@@ -36,6 +39,7 @@ MCU_API mcu_status mcu_conv_transpose_s8(const mcu_context *ctx,
                 for (int32_t oc = 0; oc < out_c; oc++)
                 {
                     const int8_t *w_oc = filter + (int64_t)oc * patch;
+                    const int32_t first_ic = oc / group_out * group_c;
                     int32_t acc = bias ? bias[oc] : 0;
                     for (int32_t ky = 0; ky < filter_dims->h; ky++)
                     {
@@ -52,10 +56,11 @@ MCU_API mcu_status mcu_conv_transpose_s8(const mcu_context *ctx,
                             {
                                 continue;
                             }
-                            const int8_t *src = in_batch + ((int64_t)(ty / sh) * input_dims->w + tx / sw) * in_c;
-                            const int8_t *w = w_oc + ((int64_t)ky * filter_dims->w + kx) * in_c;
+                            const int8_t *src =
+                                in_batch + ((int64_t)(ty / sh) * input_dims->w + tx / sw) * in_c + first_ic;
+                            const int8_t *w = w_oc + ((int64_t)ky * filter_dims->w + kx) * group_c;
                             /* |w * (x + offset)| <= 127 * 255: 66,000 taps fit int32 (the compiler checks). */
-                            for (int32_t ic = 0; ic < in_c; ic++)
+                            for (int32_t ic = 0; ic < group_c; ic++)
                             {
                                 acc += (int32_t)w[ic] * ((int32_t)src[ic] + params->input_offset);
                             }

@@ -1,4 +1,4 @@
-/* int8 axis permutation of a rank <= 4 tensor. Refer to mcu_nn.h for details. */
+/* int8 axis permutation of a rank <= MCU_MAX_RANK tensor. Refer to mcu_nn.h for details. */
 #include "mcu_nn.h"
 
 MCU_API mcu_status mcu_transpose_s8(const mcu_context *ctx,
@@ -7,28 +7,20 @@ MCU_API mcu_status mcu_transpose_s8(const mcu_context *ctx,
                                     int8_t *output)
 {
     (void)ctx;
-    int64_t in_stride[4];
-    in_stride[3] = 1;
-    for (int32_t a = 2; a >= 0; a--)
+    int32_t in_stride[MCU_MAX_RANK];
+    int32_t dims[MCU_MAX_RANK];    /* of the output */
+    int32_t strides[MCU_MAX_RANK]; /* input elements between consecutive indices of each output axis */
+    int32_t stride = 1;
+    for (int32_t a = MCU_MAX_RANK - 1; a >= 0; a--)
     {
-        in_stride[a] = in_stride[a + 1] * params->in_dims[a + 1];
+        in_stride[a] = stride;
+        stride *= params->in_dims[a];
     }
-    const int32_t *p = params->perm;
-    const int32_t *d = params->in_dims;
-    int64_t o = 0;
-    for (int32_t i0 = 0; i0 < d[p[0]]; i0++)
+    for (int32_t k = 0; k < MCU_MAX_RANK; k++)
     {
-        for (int32_t i1 = 0; i1 < d[p[1]]; i1++)
-        {
-            for (int32_t i2 = 0; i2 < d[p[2]]; i2++)
-            {
-                const int64_t base = i0 * in_stride[p[0]] + i1 * in_stride[p[1]] + i2 * in_stride[p[2]];
-                for (int32_t i3 = 0; i3 < d[p[3]]; i3++)
-                {
-                    output[o++] = input[base + i3 * in_stride[p[3]]];
-                }
-            }
-        }
+        dims[k] = params->in_dims[params->perm[k]];
+        strides[k] = in_stride[params->perm[k]];
     }
+    mcu_copy_strided(input, dims, strides, output);
     return MCU_STATUS_OK;
 }
