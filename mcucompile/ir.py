@@ -118,7 +118,7 @@ class Graph:
                 if t and t not in self.tensors:
                     raise CompileError(f"internal: node '{n.name}' ({n.op}) reads unknown tensor '{t}'")
             for t in n.outputs:
-                if t not in self.tensors:
+                if t and t not in self.tensors:  # "": an omitted optional output
                     raise CompileError(f"internal: node '{n.name}' ({n.op}) writes unknown tensor '{t}'")
             defined.update(n.outputs)
         for t in self.outputs:

@@ -6,6 +6,7 @@ With calibrate.py, the only module that imports onnx.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 
 import numpy as np
@@ -13,9 +14,11 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
+from .cformat import printable
 from .ir import CompileError, Graph, Node, Shape, Tensor
 
-MIN_OPSET, MAX_OPSET = 7, 23
+MIN_OPSET, MAX_OPSET = 7, 23  # older models are upgraded on import
+UPGRADE_OPSET = 13
 # Kept as nodes even with constant inputs: quantization nodes carry the scales a QDQ model was trained with.
 NEVER_FOLD = {
     "QuantizeLinear",
@@ -91,6 +94,8 @@ def import_onnx(model: onnx.ModelProto, input_shapes: Mapping[str, Shape] | None
     except Exception:
         pass  # a model without functions, or one the inliner rejects: the op check reports what is left
     _fix_input_shapes(model, dict(input_shapes or {}))
+    if opset < MIN_OPSET:
+        model, opset = _upgraded(model, opset), UPGRADE_OPSET
     for _ in range(16):  # folding can expose new static shapes, which allow more folding
         model = _infer_shapes(model)
         if not _fold_constants(model, opset):
@@ -104,9 +109,62 @@ def _default_opset(model: onnx.ModelProto) -> int:
     opset = versions.get("", versions.get("ai.onnx"))
     if opset is None:
         raise CompileError("the model imports no default ONNX opset; re-export it with opset 13 to 17")
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise CompileError(f"the model uses opset {opset}; supported are {MIN_OPSET} to {MAX_OPSET} (re-export it)")
+    if not 1 <= opset <= MAX_OPSET:
+        raise CompileError(f"the model uses opset {opset}; supported are 1 to {MAX_OPSET} (re-export it)")
     return opset
+
+
+def _upgraded(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """An opset 1-6 model through onnx's version converter to UPGRADE_OPSET (said on stderr, in one line).
+
+    The converter rewrites what changed since: broadcast/axis attributes of the arithmetic ops, consumed_inputs,
+    BatchNormalization's spatial and is_test, Dropout's is_test and mask, Reshape's shape attribute, Pad and
+    Slice attributes."""
+    from onnx import version_converter
+
+    try:
+        # One version at a time with shape inference between: adapters need the shapes, and inference does not know
+        # every opset-1 schema (BatchNormalization with consumed_inputs) until the model is past it.
+        upgraded = shape_inference.infer_shapes(model)
+        for target in range(opset + 1, UPGRADE_OPSET + 1):
+            if target == 7:
+                _align_legacy_broadcast(upgraded)
+            upgraded = shape_inference.infer_shapes(version_converter.convert_version(upgraded, target))
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise CompileError(
+            f"the model uses opset {opset}, and onnx's version converter cannot upgrade it ({printable(reason)}); "
+            f"re-export it with opset {UPGRADE_OPSET}"
+        ) from None
+    print(f"note: the model uses opset {opset}; upgraded to opset {UPGRADE_OPSET} with onnx's version converter",
+          file=sys.stderr)  # fmt: skip
+    return upgraded
+
+
+def _align_legacy_broadcast(model: onnx.ModelProto) -> None:
+    """Before opset 7, Add/Mul/... with broadcast=1 and axis=a lay a constant B along A from axis a; as B with
+    trailing 1s and no axis it means the same under the right-aligned broadcasting the converter keeps. (The
+    converter itself unsqueezes B by one axis too many for axis=1 of a rank-4 A, seen with onnx 1.x.)"""
+    ranks = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in [*model.graph.input, *model.graph.value_info]
+             if vi.type.tensor_type.HasField("shape")}  # fmt: skip
+    inits = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        attrs = {a.name: a for a in node.attribute}
+        if "axis" not in attrs or "broadcast" not in attrs or len(node.input) != 2 or node.input[1] not in inits:
+            continue
+        if node.input[0] not in ranks:
+            continue
+        b = numpy_helper.to_array(inits[node.input[1]])
+        trailing = ranks[node.input[0]] - attrs["axis"].i - b.ndim
+        if trailing < 0:
+            continue
+        aligned = numpy_helper.from_array(b.reshape(b.shape + (1,) * trailing), f"{node.input[1]}::aligned_{node.name}")
+        model.graph.initializer.append(aligned)
+        if any(i.name == node.input[1] for i in model.graph.input):  # IR version 3: initializers are inputs too
+            model.graph.input.append(helper.make_tensor_value_info(aligned.name, inits[node.input[1]].data_type,
+                                                                   list(aligned.dims)))  # fmt: skip
+        node.input[1] = aligned.name
+        node.attribute.remove(attrs["axis"])
 
 
 # Ops whose output has their first input's shape and type, for those onnx's shape inference leaves unknown (it
@@ -208,10 +266,14 @@ def _fold_constants(model: onnx.ModelProto, opset: int) -> bool:
     if not changed:
         return False
     used = {t for n in kept for t in n.input} | {o.name for o in g.output}
+    dropped = {i.name for i in g.initializer} - used
     del g.node[:]
     g.node.extend(kept)
     del g.initializer[:]
     g.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items() if k in used)
+    kept_inputs = [i for i in g.input if i.name not in dropped]  # IR version < 4 lists initializers as inputs too
+    del g.input[:]
+    g.input.extend(kept_inputs)
     return True
 
 
@@ -241,6 +303,16 @@ def _inlined_branch(node: onnx.NodeProto, condition: bool, consts: dict) -> list
     return nodes
 
 
+def _single_node_model(node: onnx.NodeProto, feeds: dict, opset: int) -> onnx.ModelProto:
+    """A model of one node at the graph's opset: the reference evaluator then runs the op's version of that opset
+    (given the bare node, it takes the newest, e.g. Unsqueeze-13 for an opset-9 Unsqueeze with an axes attribute)."""
+    inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype), None)
+              for name, v in feeds.items()]  # fmt: skip
+    outputs = [helper.make_value_info(name, onnx.TypeProto()) for name in node.output if name]
+    graph = helper.make_graph([node], "fold", inputs, outputs)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
 def _try_fold(node, consts, shapes, opset) -> list[np.ndarray] | None:
     if node.domain not in ("", "ai.onnx") or node.op_type in NEVER_FOLD:
         return None
@@ -254,7 +326,7 @@ def _try_fold(node, consts, shapes, opset) -> list[np.ndarray] | None:
         return None
     feeds = {i: consts[i] for i in node.input if i}
     try:
-        outputs = ReferenceEvaluator(node, opsets={"": opset}).run(None, feeds)
+        outputs = ReferenceEvaluator(_single_node_model(node, feeds, opset)).run(None, feeds)
     except Exception as exc:
         raise CompileError(
             f"node '{node.name}' ({node.op_type}): constant folding failed: "
@@ -342,6 +414,7 @@ def _to_ir(model: onnx.ModelProto, opset: int) -> Graph:
         tensors[name] = activation(name, f"input '{name}'")
     nodes: list[Node] = []
     seen: set[str] = set()
+    read = {t for n in g.node for t in n.input} | {o.name for o in g.output}
     for i, n in enumerate(g.node):
         name = n.name or f"{n.op_type}_{i}"
         while name in seen:
@@ -349,10 +422,12 @@ def _to_ir(model: onnx.ModelProto, opset: int) -> Graph:
         seen.add(name)
         if n.domain not in ("", "ai.onnx"):
             raise CompileError(f"node '{name}': operator {n.domain}::{n.op_type} from a custom domain is not supported")
-        for out in n.output:
+        # an output nothing reads (Dropout's mask) is dropped, as an omitted optional output
+        outs = tuple(o if o in read else "" for o in n.output)
+        for out in outs:
             if out and out not in tensors:
                 tensors[out] = activation(out, f"node '{name}' ({n.op_type})")
-        node = Node(n.op_type, name, tuple(n.input), tuple(n.output), _attrs(n))
+        node = Node(n.op_type, name, tuple(n.input), outs, _attrs(n))
         if opset < 13 and n.op_type in COERCED_2D:
             nodes.extend(_coerced_to_2d(node, tensors))
         else:

@@ -18,9 +18,7 @@ import torch
 from torch import nn
 
 from conftest import check_model
-from layers import LAYERS, export
 
-ONE_D = [name for name, layer in LAYERS.items() if len(layer.shape) == 3 and "norm" not in name]
 
 
 def _export(net: nn.Module, shape, dynamo: bool) -> onnx.ModelProto:
@@ -103,12 +101,6 @@ def test_1d_network_runs_on_2d_kernels_without_inner_copies(family, shape, copie
     assert "mcu_conv_s8_fast" in kernels
     ops = [n.op for n in compiled.float_graph.nodes]
     assert "BatchNormalization" not in ops and "Pad" not in ops, ops  # folded into the convolutions
-
-
-@pytest.mark.parametrize("name", ONE_D)
-@pytest.mark.parametrize("opset", [13, 17])
-def test_1d_layer(name, opset):
-    check_model(export(name, opset), LAYERS[name].shape, min_sqnr=30.0, n_test=6)
 
 
 def test_1d_layer_with_a_computed_weight_is_refused_in_one_line():

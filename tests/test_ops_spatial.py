@@ -49,10 +49,10 @@ PADS = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
 @pytest.mark.parametrize("pads", PADS, ids=["hw", "chw", "crop"])
 def test_pad_modes(mode, pads):
-    compiled, _ = check_model(_pad_model(mode, pads), SHAPE)
+    compiled, _ = check_model(_pad_model(mode, pads, opset=19 if mode == "wrap" else 13), SHAPE)
     assert "mcu_pad_s8" in _kernels(compiled)
 
 
@@ -88,10 +88,10 @@ def test_pad_lower_ranks(shape, pads, mode):
 @pytest.mark.parametrize(
     "model,reason",
     [
-        (_pad_model("wrap", [0, 0, 1, 1, 0, 0, 1, 1], opset=19), "mode 'wrap'"),
+        (_pad_model("wrap", [0, 0, -5, 0, 0, 0, 1, 0], opset=19), "wrap pads crop axis 2 away"),
         (_pad_model("reflect", [0, 0, 5, 0, 0, 0, 0, 0]), "reflect pads must be smaller"),
     ],
-    ids=["wrap", "reflect_too_far"],
+    ids=["wrap_crops_all", "reflect_too_far"],
 )
 def test_pad_refusals(model, reason):
     with pytest.raises(CompileError, match=reason):

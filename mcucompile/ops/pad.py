@@ -1,10 +1,10 @@
-"""Pad -> mcu_pad_s8: constant, reflect and edge padding (and cropping, for negative pads) of a rank <= 4
-tensor, done in its physical layout (NHWC for rank 4, so H, W and C pads all work).
+"""Pad -> mcu_pad_s8: constant, reflect, edge and wrap (circular) padding (and cropping, for negative pads) of a
+rank <= 4 tensor, done in its physical layout (NHWC for rank 4, so H, W and C pads all work).
 
 Quantization: the output is calibrated like any tensor. With min/max calibration its range is exactly the
 input's range extended by the pad value, so it equals the input's quantization (a plain copy) whenever the
-value lies inside that range (always for reflect/edge, and for value 0, since every range holds 0); otherwise
-the copied values are requantized to the wider grid with TFLite's fixed-point rescaling. The pad value is
+value lies inside that range (always for reflect/edge/wrap, and for value 0, since every range holds 0);
+otherwise the copied values are requantized to the wider grid with TFLite's fixed-point rescaling. The pad value is
 quantized on the output grid (halves away from zero, saturated).
 """
 
@@ -19,7 +19,7 @@ from ..ir import CompileError, Graph, KernelCall, Node, Shape
 from ..layout import physical_shape, storage_perm
 from .registry import OpDef, attr_ints, register, register_kernel
 
-MODES = {"constant": 0, "reflect": 1, "edge": 2}  # = mcu_pad_mode in mcu_nn_types.h
+MODES = {"constant": 0, "reflect": 1, "edge": 2, "wrap": 3}  # = mcu_pad_mode in mcu_nn_types.h
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,10 @@ def source_index(n: int, before: int, out_len: int, mode: int) -> np.ndarray:
     src = np.arange(out_len, dtype=np.int64) - before
     if mode == MODES["edge"]:
         return np.clip(src, 0, n - 1)
+    if mode == MODES["wrap"]:  # as onnxruntime: negative pads crop first, positive ones wrap around what is kept
+        start = max(-before, 0)
+        kept = n - start - max(-(out_len - n - before), 0)
+        return start + np.mod(np.arange(out_len, dtype=np.int64) - max(before, 0), kept)
     if mode == MODES["reflect"]:
         if n == 1:
             return np.zeros_like(src)
@@ -141,10 +145,12 @@ def check_pad(node: Node, g: Graph) -> str | None:
     except CompileError as exc:
         return str(exc).split(": ", 1)[-1]
     if spec.mode not in MODES:
-        return f"mode '{spec.mode}' is not supported (constant, reflect, edge are)"
+        return f"mode '{spec.mode}' is not supported (constant, reflect, edge, wrap are)"
     for axis, (n, b, a) in enumerate(zip(shape, spec.before, spec.after)):
         if n + b + a <= 0:
             return f"axis {axis} would be empty (size {n}, pads {b}, {a})"
+        if spec.mode == "wrap" and n + min(b, 0) + min(a, 0) < 1:
+            return f"wrap pads crop axis {axis} away entirely (size {n}, pads {b}, {a})"
         if spec.mode == "reflect" and (b > 0 or a > 0) and max(b, a) > n - 1:
             return f"reflect pads must be smaller than the axis (axis {axis}: size {n}, pads {b}, {a})"
     return None

@@ -20,7 +20,7 @@ from .lift_1d import lift_1d
 Pass = Callable[[Graph], Graph]
 
 # Ops that the float pipeline removes, so the support check before it lets them through.
-REMOVED_BY_PASSES = frozenset({"Identity", "Dropout", "QuantizeLinear", "DequantizeLinear"})
+REMOVED_BY_PASSES = frozenset({"Identity", "Dropout", "QuantizeLinear", "DequantizeLinear", "Sum", "Mean"})
 
 FLOAT_PIPELINE: tuple[Pass, ...] = (
     fold_qdq,

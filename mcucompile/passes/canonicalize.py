@@ -5,6 +5,7 @@
 - MatMul(x[N,K], constant B[K,O]) becomes Gemm; every Gemm gets W[O,K] with transB=1 and alpha=beta=1,
   its bias a vector of O values, and a following Add of a constant vector is folded into that bias.
 - The axes input of reductions (opset 18; ReduceSum from 13) becomes an attribute.
+- Sum, Mean, Max and Min of any number of inputs become chains of binary Add/Max/Min (Mean then a Mul by 1/k).
 - (divide_by_reciprocal, after the softmax patterns are folded) a Div by a computed tensor becomes a Mul by its
   Reciprocal: a lookup table of the divisor (joining the divisor's own pointwise chain) and an int8 multiply.
 """
@@ -149,10 +150,40 @@ def _fold_bias_add(g: Graph, nodes: list[Node], new: dict[str, Tensor]) -> list[
     return out
 
 
+VARIADIC = {"Sum": "Add", "Mean": "Add", "Max": "Max", "Min": "Min"}
+
+
+def _binary_chain(g: Graph, n: Node, new: dict[str, Tensor]) -> list[Node]:
+    """Sum/Mean/Max/Min of k inputs -> k - 1 binary nodes (Mean then times 1/k); of one input, a view of it."""
+    y = g.tensors[n.outputs[0]]
+    inputs = [t for t in n.inputs if t]
+    if len(inputs) == 1 and n.op in ("Sum", "Max", "Min", "Mean"):
+        shape = f"{n.name}::shape"
+        new[shape] = Tensor(shape, (len(y.shape),), "int64", data=np.array(y.shape, np.int64))
+        return [Node("Reshape", n.name, (inputs[0], shape), n.outputs, {})]
+    nodes, acc = [], inputs[0]
+    for k, t in enumerate(inputs[1:], start=1):
+        last = k == len(inputs) - 1 and n.op != "Mean"
+        out = n.outputs[0] if last else f"{n.name}::partial{k}"
+        if not last:
+            shape = np.broadcast_shapes(g.tensors[acc].shape if acc in g.tensors else new[acc].shape, g.tensors[t].shape)
+            new[out] = Tensor(out, tuple(shape), "float32")
+        nodes.append(Node(VARIADIC[n.op], n.name if last else f"{n.name}::{k}", (acc, t), (out,), {}))
+        acc = out
+    if n.op == "Mean":
+        scale = f"{n.name}::inverse_count"
+        new[scale] = Tensor(scale, (), "float32", data=np.array(1.0 / len(inputs), np.float32))
+        nodes.append(Node("Mul", n.name, (acc, scale), n.outputs, {}))
+    return nodes
+
+
 def canonicalize(g: Graph) -> Graph:
     new: dict[str, Tensor] = {}
     nodes = []
     for n in g.nodes:
+        if n.op in VARIADIC and (n.op in ("Sum", "Mean") or len([t for t in n.inputs if t]) != 2):
+            nodes.extend(_binary_chain(g, n, new))
+            continue
         if n.op in ("Relu", "Clip"):
             n = _canonical_clip(g, n)
         elif n.op in ("Gemm", "MatMul"):

@@ -335,7 +335,7 @@ MCU_API mcu_status mcu_transpose_s8(const mcu_context *ctx,
                                     int8_t *output);
 
 /**
- * @brief int8 padding of a tensor of rank <= 4 in its physical layout: constant, reflect or edge mode per
+ * @brief int8 padding of a tensor of rank <= 4 in its physical layout: constant, reflect, edge or wrap mode per
  *        mcu_pad_params.mode; negative `before` crops. Values are copied, or requantized unless params->copy.
  *        output[a,b,c,d] = input[src(a), ..., src(d)] with src(o) = o - before mapped by the mode.
  * @return MCU_STATUS_ARG_ERROR on an unknown mode or an empty input axis.

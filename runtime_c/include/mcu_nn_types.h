@@ -218,7 +218,8 @@ typedef enum
 {
     MCU_PAD_CONSTANT = 0, /**< positions outside the input hold pad_value */
     MCU_PAD_REFLECT = 1,  /**< mirrored at the edges, the edge itself not repeated */
-    MCU_PAD_EDGE = 2      /**< the edge value repeated */
+    MCU_PAD_EDGE = 2,     /**< the edge value repeated */
+    MCU_PAD_WRAP = 3      /**< circular: the other end of the axis continues (ONNX 'wrap', opset 19) */
 } mcu_pad_mode;
 
 typedef struct

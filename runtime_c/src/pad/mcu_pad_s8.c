@@ -1,13 +1,22 @@
-/* int8 constant / reflect / edge padding (or cropping) in the physical layout. Refer to mcu_nn.h. */
+/* int8 constant / reflect / edge / wrap padding (or cropping) in the physical layout. Refer to mcu_nn.h. */
 #include "mcu_nn.h"
 
 /* The input position copied to output position `o` of an axis, or -1 for the constant. */
-static int32_t mcu_pad_source(int32_t o, int32_t before, int32_t size, int32_t mode)
+static int32_t mcu_pad_source(int32_t o, int32_t before, int32_t size, int32_t out_size, int32_t mode)
 {
     int32_t src = o - before;
     if (mode == MCU_PAD_EDGE)
     {
         return mcu_clamp(src, 0, size - 1);
+    }
+    if (mode == MCU_PAD_WRAP)
+    {
+        /* as onnxruntime: negative pads crop first, positive ones then wrap around what is kept */
+        const int32_t after = out_size - size - before;
+        const int32_t start = before < 0 ? -before : 0;
+        const int32_t kept = size - start - (after < 0 ? -after : 0);
+        int32_t k = (o - (before > 0 ? before : 0)) % kept;
+        return start + (k < 0 ? k + kept : k);
     }
     if (mode == MCU_PAD_REFLECT)
     {
@@ -41,7 +50,8 @@ MCU_API mcu_status mcu_pad_s8(const mcu_context *ctx, const mcu_pad_params *para
     (void)ctx;
     const int32_t *in = params->in_dims;
     const int32_t *out = params->out_dims;
-    if (params->mode != MCU_PAD_CONSTANT && params->mode != MCU_PAD_REFLECT && params->mode != MCU_PAD_EDGE)
+    if (params->mode != MCU_PAD_CONSTANT && params->mode != MCU_PAD_REFLECT && params->mode != MCU_PAD_EDGE &&
+        params->mode != MCU_PAD_WRAP)
     {
         return MCU_STATUS_ARG_ERROR;
     }
@@ -56,13 +66,13 @@ MCU_API mcu_status mcu_pad_s8(const mcu_context *ctx, const mcu_pad_params *para
     int8_t *dst = output;
     for (int32_t a = 0; a < out[0]; a++)
     {
-        const int32_t sa = mcu_pad_source(a, params->before[0], in[0], params->mode);
+        const int32_t sa = mcu_pad_source(a, params->before[0], in[0], out[0], params->mode);
         for (int32_t b = 0; b < out[1]; b++)
         {
-            const int32_t sb = mcu_pad_source(b, params->before[1], in[1], params->mode);
+            const int32_t sb = mcu_pad_source(b, params->before[1], in[1], out[1], params->mode);
             for (int32_t c = 0; c < out[2]; c++)
             {
-                const int32_t sc = mcu_pad_source(c, params->before[2], in[2], params->mode);
+                const int32_t sc = mcu_pad_source(c, params->before[2], in[2], out[2], params->mode);
                 if (sa < 0 || sb < 0 || sc < 0)
                 {
                     for (int32_t d = 0; d < out[3]; d++)
@@ -74,7 +84,7 @@ MCU_API mcu_status mcu_pad_s8(const mcu_context *ctx, const mcu_pad_params *para
                 const int8_t *row = input + (((int64_t)sa * in[1] + sb) * in[2] + sc) * in[3];
                 for (int32_t d = 0; d < out[3]; d++)
                 {
-                    const int32_t sd = mcu_pad_source(d, params->before[3], in[3], params->mode);
+                    const int32_t sd = mcu_pad_source(d, params->before[3], in[3], out[3], params->mode);
                     *dst++ = sd < 0 ? fill : mcu_pad_convert(params, row[sd]);
                 }
             }
