@@ -141,7 +141,7 @@ def compile(
     from .memory import check_ram_limit, parse_bytes, plan
     from .passes.fold_qdq import is_qdq
     from .passes.quantize import quantize
-    from .stats import model_stats, pruning_report
+    from .stats import model_stats, pruning_report, size_warning
     from .support import require_supported
 
     limit = None if ram_limit is None else parse_bytes(ram_limit)
@@ -183,6 +183,9 @@ def compile(
     if limit is not None:
         check_ram_limit(program, arena, limit)
     stats = model_stats(program)
+    warning = size_warning(stats, arena.size)
+    if warning:
+        print(warning, file=sys.stderr)
     c_text, h_text = render(program, arena, name, source, stats)
     return CompiledModel(name, source, g, qg, program, arena, stats, pruning, c_text, h_text, proto)
 

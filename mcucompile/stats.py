@@ -39,6 +39,19 @@ def call_macs(call: KernelCall) -> int:
     return 0
 
 
+# Beyond what microcontrollers have (the largest: about 2 MiB of flash, 1 MiB of RAM): compile, but say so.
+LARGE_FLASH_BYTES, LARGE_ARENA_BYTES = 2 << 20, 1 << 20
+
+
+def size_warning(stats: ModelStats, arena_bytes: int) -> str | None:
+    """One line when the constants or the arena exceed what any microcontroller has, else None."""
+    if stats.weight_bytes <= LARGE_FLASH_BYTES and arena_bytes <= LARGE_ARENA_BYTES:
+        return None
+    return (f"note: {stats.weight_bytes:,} bytes of constants and a {arena_bytes:,}-byte arena exceed what "
+            f"microcontrollers have (at most about {LARGE_FLASH_BYTES >> 20} MiB of flash and {LARGE_ARENA_BYTES >> 20} "
+            "MiB of RAM); the C compiles, but a smaller model or input is needed on a device")  # fmt: skip
+
+
 def call_params(call: KernelCall) -> int:
     """Weight and bias elements of a call (mcu_conv_s8_fast's weights come padded to chunks of 4 depths)."""
     if call.kernel == "mcu_conv_s8_fast":

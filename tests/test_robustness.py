@@ -367,3 +367,15 @@ def test_if_with_a_constant_condition_is_the_branch_it_takes(condition, expected
     compiled, _ = check_model(model, (1, 3, 4, 4))
     (table,) = compiled.float_graph.nodes
     assert [n.op for n in table.attr("body")] == ["Clip", expected]  # Relu, then the branch's op: one table
+
+
+def test_model_too_big_for_any_microcontroller_compiles_with_a_note(capsys):
+    """2.3 MB of int8 weights: compiled (the C is valid), with one line saying the sizes."""
+    rng = np.random.default_rng(0)
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], transB=1)
+    model = make_model([node], {"x": (1, 1152)}, ["y"], {"W": rng.standard_normal((2048, 1152)).astype(np.float32)})
+    compiled = mcucompile.compile(model, calibration=rng.standard_normal((4, 1, 1152)).astype(np.float32))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert compiled.stats.weight_bytes > 2 << 20
+    assert len(lines) == 1 and f"{compiled.stats.weight_bytes:,} bytes of constants" in lines[0]
+    assert "exceed what microcontrollers have" in lines[0]
