@@ -8,6 +8,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from . import validate
+from .cformat import printable
 from .ir import CompileError, Graph
 from .ops import registry
 from .quant import quantize_weights_per_channel
@@ -66,6 +68,9 @@ def random_calibration(g: Graph, seed: int = 0) -> dict[str, np.ndarray]:
         "are guesses. Pass --calibration FILE.npy with real samples.",
         file=sys.stderr,
     )
+    for name in g.inputs:
+        validate.check_size(f"the random calibration set of input '{printable(name)}'",
+                            (RANDOM_CALIBRATION_SAMPLES, *g.tensors[name].shape), 4)  # fmt: skip
     rng = np.random.default_rng(seed)
     return {
         name: rng.standard_normal((RANDOM_CALIBRATION_SAMPLES, *g.tensors[name].shape)).astype(np.float32)

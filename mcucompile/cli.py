@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # numpy's overflow warnings and libraries' deprecation notices are not for the user's terminal: every
+        # problem that matters is a CompileError (a NaN or infinity reached in calibration, say)
+        warnings.simplefilter("ignore")
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         if args.command == "compile":
             return _compile(
@@ -109,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"mcucompile: error: {printable(str(exc), limit=4000)}", file=sys.stderr)  # one line, whatever the names
+        return 2
+    except MemoryError:
+        if args.debug:
+            traceback.print_exc()
+        print("mcucompile: error: out of memory while compiling; the model or its calibration data is too large "
+              "for this machine (check the input shapes)", file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
         return 130

@@ -14,8 +14,10 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
+from . import validate
 from .cformat import printable
 from .ir import CompileError, Graph, Node, Shape, Tensor
+from .layout import MAX_RANK
 
 MIN_OPSET, MAX_OPSET = 7, 23  # older models are upgraded on import
 UPGRADE_OPSET = 13
@@ -53,12 +55,13 @@ QOPERATOR_OPS = {
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     """Read an ONNX file; any failure becomes a CompileError naming the file."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CompileError(f"{path}: no such file; give the path of an .onnx model")
+    validate.check_file(path)
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:  # protobuf raises several types for a corrupt file
         raise CompileError(f"{path}: not a readable ONNX model ({type(exc).__name__}); re-export it") from None
+    if not model.HasField("graph") or not model.opset_import:
+        raise CompileError(f"{path}: holds no ONNX graph (is it an ONNX file?); export the model again")
     _load_external_data(model, path)
     return model
 
@@ -83,6 +86,7 @@ def _load_external_data(model: onnx.ModelProto, path: str) -> None:
 def import_onnx(model: onnx.ModelProto, input_shapes: Mapping[str, Shape] | None = None) -> Graph:
     """A float IR Graph with static shapes and every constant subgraph folded."""
     opset = _default_opset(model)
+    validate.check_graph(model)
     qoperator = sorted({n.op_type for n in model.graph.node if n.op_type in QOPERATOR_OPS})
     if qoperator:
         raise CompileError(
@@ -224,8 +228,7 @@ def _fix_input_shapes(model: onnx.ModelProto, overrides: dict[str, Shape]) -> No
                     )
         if any(int(s) <= 0 for s in shape):
             raise CompileError(f"input '{vi.name}' has a zero or negative dimension {tuple(shape)}")
-        if int(np.prod(shape, dtype=np.int64)) > (1 << 28):
-            raise CompileError(f"input '{vi.name}' with shape {tuple(shape)} is too large for a microcontroller")
+        validate.check_size(f"input '{printable(vi.name)}'", shape, 4)
         for d, s in zip(dims, shape):
             d.Clear()
             d.dim_value = int(s)
@@ -242,6 +245,28 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
         if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
             shapes[vi.name] = tuple(int(d.dim_value) for d in t.shape.dim)
     return shapes
+
+
+def _folded_elements(node: onnx.NodeProto, feeds: Mapping[str, np.ndarray], shapes: Mapping[str, Shape]) -> int:
+    """The most elements an output of folding `node` will have, known before evaluating it (0: not known): the
+    inferred static shape, or for the ops whose output size is their input's values, computed from those."""
+    sizes = [int(np.prod(shapes[o], dtype=object)) for o in node.output if o in shapes]
+    if sizes:
+        return max(sizes)
+    try:
+        values = [np.asarray(feeds[i]) for i in node.input if i]
+        if node.op_type == "ConstantOfShape":
+            return int(np.prod(values[0].astype(object)))
+        if node.op_type == "Expand":
+            return int(np.prod(np.broadcast_shapes(values[0].shape, tuple(int(d) for d in values[1])), dtype=object))
+        if node.op_type == "Tile":
+            return int(values[0].size * np.prod(values[1].astype(object)))
+        if node.op_type == "Range":
+            start, limit, delta = (float(v) for v in values[:3])
+            return int(max(np.ceil((limit - start) / delta), 0)) if delta else 0
+    except (ValueError, TypeError, OverflowError, IndexError):
+        return 0  # malformed operands: the evaluator's own error names them
+    return 0
 
 
 def _fold_constants(model: onnx.ModelProto, opset: int) -> bool:
@@ -325,6 +350,10 @@ def _try_fold(node, consts, shapes, opset) -> list[np.ndarray] | None:
     if node.op_type != "Constant" and not all(i in consts for i in node.input if i):
         return None
     feeds = {i: consts[i] for i in node.input if i}
+    predicted = _folded_elements(node, feeds, shapes)
+    if predicted > MAX_FOLDED_ELEMENTS:
+        raise CompileError(f"node '{printable(node.name or node.op_type)}' ({node.op_type}): would fold to a constant "
+                           f"of {predicted:,} elements, too large for a microcontroller; check the shape it is given")  # fmt: skip
     try:
         outputs = ReferenceEvaluator(_single_node_model(node, feeds, opset)).run(None, feeds)
     except Exception as exc:
@@ -333,7 +362,8 @@ def _try_fold(node, consts, shapes, opset) -> list[np.ndarray] | None:
             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from None
     if any(np.asarray(o).size > MAX_FOLDED_ELEMENTS for o in outputs):
-        raise CompileError(f"node '{node.name}' ({node.op_type}): folds to a constant too large for a microcontroller")
+        raise CompileError(f"node '{printable(node.name or node.op_type)}' ({node.op_type}): folds to a constant too "
+                           "large for a microcontroller")  # fmt: skip
     return [np.asarray(o) for o in outputs]
 
 
@@ -406,12 +436,23 @@ def _to_ir(model: onnx.ModelProto, opset: int) -> Graph:
             )
         dtype = _DTYPES.get(elem.get(name, onnx.TensorProto.FLOAT))
         if dtype is None:
-            raise CompileError(f"{where}: tensor '{name}' has an unsupported element type {elem.get(name)}")
+            raise CompileError(
+                f"{where}: tensor '{printable(name)}' has element type {validate.element_type_name(elem[name])}, "
+                "which is not supported (float32, int8, int32, int64 and bool are); convert the model to float32"
+            )
+        if len(shapes[name]) > MAX_RANK:
+            raise CompileError(f"{where}: tensor '{printable(name)}' has rank {len(shapes[name])}; at most "
+                               f"{MAX_RANK} is supported")  # fmt: skip
         return Tensor(name, shapes[name], dtype)
 
     inputs = tuple(vi.name for vi in _graph_inputs(model))
     for name in inputs:
-        tensors[name] = activation(name, f"input '{name}'")
+        tensors[name] = activation(name, f"input '{printable(name)}'")
+        if tensors[name].dtype not in ("float32", "int8"):
+            raise CompileError(
+                f"graph input '{printable(name)}' is {tensors[name].dtype}; the compiled model takes float32 "
+                "inputs (quantized to int8 inside it) or int8 ones: export the model with a float input"
+            )
     nodes: list[Node] = []
     seen: set[str] = set()
     read = {t for n in g.node for t in n.input} | {o.name for o in g.output}
@@ -424,6 +465,8 @@ def _to_ir(model: onnx.ModelProto, opset: int) -> Graph:
             raise CompileError(f"node '{name}': operator {n.domain}::{n.op_type} from a custom domain is not supported")
         # an output nothing reads (Dropout's mask) is dropped, as an omitted optional output
         outs = tuple(o if o in read else "" for o in n.output)
+        if not any(outs):
+            continue  # nothing reads any of its outputs (the first later pass prunes what only it read)
         for out in outs:
             if out and out not in tensors:
                 tensors[out] = activation(out, f"node '{name}' ({n.op_type})")

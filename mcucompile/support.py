@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from .cformat import printable
 from .ir import CompileError, Graph, Node
 from .ops import registry
+from .ops.lut import CHAIN_ONLY
+from .ops.select import SELECT_OPS
 from .passes import REMOVED_BY_PASSES
 from .passes.fold_softmax import softmax_patterns
 from .passes.fuse_pointwise import pointwise_fusions
 
-SUPPORTED_DTYPES = frozenset({"float32", "int8", "int32", "int64"})
+SUPPORTED_DTYPES = frozenset({"float32", "int8", "int32", "int64", "bool"})
+BOOL_OPS = frozenset({*SELECT_OPS, *CHAIN_ONLY, "PointwiseLut"})  # the ops that read or write masks (ops/select.py)
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,11 @@ def _reason(node: Node, g: Graph, removed: frozenset[str]) -> str | None:
         return f"operator {node.op} is not supported"
     for t in (*node.inputs, *node.outputs):
         dtype = g.tensors[t].dtype if t and t in g.tensors else None
-        if dtype == "bool":
-            return (f"tensor '{printable(t)}' is bool: comparisons, logic and Where are supported only as part of a "
-                    "function of a single tensor (with scalar constants), which becomes a lookup table")  # fmt: skip
+        if dtype == "bool" and t in g.outputs:  # (bool graph inputs are refused at import)
+            return (f"tensor '{printable(t)}' is a bool graph output; cast it to float in the model (the compiled "
+                    "model's outputs are int8/float)")  # fmt: skip
+        if dtype == "bool" and node.op not in BOOL_OPS and not registry.get(node.op, node.name).is_view:
+            return f"tensor '{printable(t)}' is bool; only comparisons, logic, Where, Cast and views take bool tensors"
         if dtype is not None and dtype not in SUPPORTED_DTYPES:
             return f"tensor '{printable(t)}' has dtype {dtype}; supported are float32 (quantized to int8), int8"
     check = registry.get(node.op, node.name).check

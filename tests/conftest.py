@@ -31,6 +31,25 @@ def make_model(nodes, inputs: dict, outputs: list[str], initializers: dict | Non
     return model
 
 
+def torch_export(net, shape, dynamo: bool, opset: int = 13) -> onnx.ModelProto:
+    """A PyTorch module exported as users do: the TorchScript exporter (dynamo=False) at `opset`, or the default
+    torch.export-based one (its own opset)."""
+    import io
+    import warnings
+
+    import torch
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            buf.write(torch.onnx.export(net, (torch.zeros(shape),), dynamo=True, verbose=False).model_proto
+                      .SerializeToString())  # fmt: skip
+        else:
+            torch.onnx.export(net, torch.zeros(shape), buf, opset_version=opset, dynamo=False)
+    return onnx.load_from_string(buf.getvalue())
+
+
 def ort_run(model: onnx.ModelProto, samples: np.ndarray) -> np.ndarray:
     options = ort.SessionOptions()
     options.log_severity_level = 3

@@ -142,6 +142,8 @@ LAYERS: dict[str, Layer] = {
     "mlp": Layer(lambda: nn.Sequential(nn.Linear(24, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 10),
                                        nn.Softmax(-1)), (1, 24)),  # fmt: skip
     "linear_on_tokens": Layer(lambda: nn.Linear(12, 6), (1, 5, 12)),
+    "batchnorm1d_features": Layer(lambda: nn.BatchNorm1d(24), (1, 24)),  # on (N, C), not after a Linear
+    "batchnorm3d": Layer(lambda: nn.BatchNorm3d(4), (1, 4, 3, 5, 6)),
 }
 
 
@@ -151,10 +153,10 @@ def build(name: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     net = LAYERS[name].make().eval()
     for m in net.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
-        norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d)
+        norms = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d)
         if getattr(m, "weight", None) is not None and isinstance(m, norms):
             m.weight.uniform_(0.5, 1.5)
             m.bias.uniform_(-0.5, 0.5)

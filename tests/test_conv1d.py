@@ -8,29 +8,16 @@ the int8 output keeps its SQNR against onnxruntime's float model. The kernel-cal
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import check_model, torch_export
 from torch import nn
-
-from conftest import check_model
-
 
 
 def _export(net: nn.Module, shape, dynamo: bool) -> onnx.ModelProto:
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            buf.write(torch.onnx.export(net, (torch.zeros(shape),), dynamo=True, verbose=False).model_proto
-                      .SerializeToString())  # fmt: skip
-        else:
-            torch.onnx.export(net, torch.zeros(shape), buf, opset_version=13, dynamo=False)
-    return onnx.load_from_string(buf.getvalue())
+    return torch_export(net, shape, dynamo)
 
 
 class TemporalBlock(nn.Module):
@@ -105,10 +92,10 @@ def test_1d_network_runs_on_2d_kernels_without_inner_copies(family, shape, copie
 
 def test_1d_layer_with_a_computed_weight_is_refused_in_one_line():
     """A rank-3 Conv whose weight is a graph input cannot be lifted: refused before calibration."""
+    from conftest import make_model
     from onnx import helper
 
     import mcucompile
-    from conftest import make_model
 
     model = make_model([helper.make_node("Conv", ["x", "w"], ["y"])], {"x": (1, 4, 9), "w": (2, 4, 3)}, ["y"])
     with pytest.raises(mcucompile.CompileError, match="node 'Conv_0' \\(Conv\\)"):

@@ -11,21 +11,22 @@ from pathlib import Path
 import cffi
 import numpy as np
 import pytest
+from conftest import assert_bit_exact
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_bit_exact
 from mcucompile import quant
-from mcucompile.resources import runtime_dir
 from mcucompile.ir import KernelCall, QuantParams
 from mcucompile.ops import kernel_reference
-from mcucompile.ops.registry import store_output
-from mcucompile.ops.elementwise import add_params, mul_params
+from mcucompile.ops.elementwise import add_params, broadcast_gather, broadcast_operands, mul_params, requantize_values
 from mcucompile.ops.prelu import prelu_params
 from mcucompile.ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN
+from mcucompile.ops.registry import store_output
 from mcucompile.ops.reshape import transpose_call
+from mcucompile.ops.select import COMPARE_CODES
 from mcucompile.ops.slicing import slice_call, strided_copy_call
 from mcucompile.ops.softmax import softmax_params
+from mcucompile.resources import runtime_dir
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -883,3 +884,67 @@ def test_norm_s8(c, data):
     assert lib.mcu_norm_s8(ffi.NULL, cp, arr(ffi, "int32_t", gain), arr(ffi, "int64_t", bias), ptr(ffi, source),
                            ptr(ffi, out)) == 0  # fmt: skip
     check(call, [x], out)
+
+
+@SETTINGS
+@given(st.data(), st.sampled_from(["Max", "Min", "Greater", "GreaterOrEqual", "Equal"]))
+def test_compare_s8_broadcast(c, data, op):
+    """Max/Min/comparisons of two rescaled inputs; independently of the reference, a comparison agrees with the
+    float comparison of the dequantized inputs wherever they differ by more than the rescaling's resolution."""
+    ffi, lib = c
+    dims = tuple(data.draw(st.integers(1, k)) for k in (2, 4, 5, 6))
+    if data.draw(st.booleans()):
+        dims = (1, 1, 1, data.draw(st.integers(1, 64)))
+    (s1, a), (s2, b) = broadcast_operand(data, dims), broadcast_operand(data, dims)
+    qa, qb, qy = quant_params(data), quant_params(data), quant_params(data)
+    if data.draw(st.booleans()):
+        qb = QuantParams.per_tensor(qa.s, qb.zp)  # TFLite's MAXIMUM case: one scale
+    lo, hi = data.draw(activation()) if op in ("Max", "Min") else (-128, 127)
+    params = dict(add_params(qa, qb, qy), op=COMPARE_CODES[op], subtract=0)
+    shape = dict(out_dims=dims, in1_strides=s1, in2_strides=s2)
+    call = KernelCall("mcu_compare_s8", "", "t", dict(params, **shape, operands=(0, 1), act_min=lo, act_max=hi))
+    rescale = {k: v for k, v in params.items() if k != "op"}
+    cp = ffi.new("mcu_compare_params *", {"rescale": rescale, "op": params["op"]})
+    cp.rescale.activation.min, cp.rescale.activation.max = lo, hi
+    cshape = ffi.new("mcu_broadcast_shape *", {k: list(v) for k, v in shape.items()})
+    out = np.zeros(int(np.prod(dims)), np.int8)
+    assert lib.mcu_compare_s8(ffi.NULL, cp, cshape, ptr(ffi, a), ptr(ffi, b), ptr(ffi, out)) == 0
+    check(call, [a, b], out)
+    if op in ("Greater", "GreaterOrEqual"):
+        ga, gb = broadcast_operands(call, [a, b])
+        fa, fb = (ga - qa.zp) * np.float64(qa.s), (gb - qb.zp) * np.float64(qb.s)
+        clear = np.abs(fa - fb) > 2.0**-17 * max(qa.s, qb.s)
+        assert np.array_equal(out[clear], (fa > fb)[clear].astype(np.int8))
+
+
+@SETTINGS
+@given(st.data())
+def test_where_s8_broadcast(c, data):
+    """Where: each element requantized from the branch its condition picks, every operand broadcast; against the
+    requantization of numpy's own where."""
+    ffi, lib = c
+    dims = tuple(data.draw(st.integers(1, k)) for k in (2, 4, 5, 6))
+    (sc, cond), (st_, xt), (sf, xf) = (broadcast_operand(data, dims) for _ in range(3))
+    cond = (cond > 0).astype(np.int8)
+    branches = {}
+    for role, strides in (("when_true", st_), ("when_false", sf)):
+        mult, shift = quant.quantize_multiplier(data.draw(real_multipliers()))
+        branches[role] = dict(dims=dims, cond_strides=sc, value_strides=strides, multiplier=mult, shift=shift,
+                              input_offset=data.draw(st.integers(-127, 128)),
+                              output_offset=data.draw(st.integers(-128, 127)))  # fmt: skip
+    call = KernelCall("mcu_where_s8", "", "t", dict(operands=(0, 1, 2), **branches))
+    scalars = ("input_offset", "output_offset", "multiplier", "shift")
+    cp = ffi.new("mcu_where_params *", {role: {k: r[k] for k in scalars} for role, r in branches.items()})
+    shapes = [ffi.new("mcu_broadcast_shape *", {"out_dims": list(dims), "in1_strides": list(sc),
+                                                "in2_strides": list(branches[r]["value_strides"])})
+              for r in ("when_true", "when_false")]  # fmt: skip
+    out = np.zeros(int(np.prod(dims)), np.int8)
+    args = (ptr(ffi, cond), ptr(ffi, xt), ptr(ffi, xf), ptr(ffi, out))
+    assert lib.mcu_where_s8(ffi.NULL, cp, *shapes, *args) == 0
+    check(call, [cond, xt, xf], out)
+    values = {}
+    for role, x in (("when_true", xt), ("when_false", xf)):
+        gathered = broadcast_gather(x, dims, branches[role]["value_strides"])
+        values[role] = requantize_values(gathered, *(branches[role][k] for k in scalars))
+    expected = np.where(broadcast_gather(cond, dims, sc) != 0, values["when_true"], values["when_false"])
+    assert np.array_equal(out, expected)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import check_model, make_model, ort_run
+from layers import LAYERS, export
 from onnx import TensorProto, helper
 
 import mcucompile
-from conftest import check_model, make_model, ort_run
-from layers import LAYERS, export
 from mcucompile.quant import quantize
 from mcucompile.verify import run_executable
 
@@ -109,12 +109,15 @@ def test_division_by_a_computed_tensor_is_a_multiply_by_its_reciprocal():
     assert "mcu_mul_s8" in kernels and kernels.count("mcu_lut_s8") == 2, kernels  # |x|, then 1 / (m + 1)
 
 
-def test_comparison_of_two_computed_tensors_is_refused_before_calibration():
+def test_xor_of_two_computed_masks_is_refused_before_calibration():
+    """Comparisons, And/Or and Where of two tensors have kernels (test_ops_select.py); Xor of two masks has none."""
     nodes = [
         helper.make_node("Sigmoid", ["x"], ["s"]),
-        helper.make_node("Greater", ["s", "z"], ["m"], name="compare"),
+        helper.make_node("Greater", ["s", "z"], ["m1"]),
+        helper.make_node("Less", ["s", "z"], ["m2"]),
+        helper.make_node("Xor", ["m1", "m2"], ["m"], name="either"),
         helper.make_node("Where", ["m", "s", "z"], ["y"], name="choose"),
     ]
     model = make_model(nodes, {"x": SHAPE, "z": SHAPE}, ["y"])
-    with pytest.raises(mcucompile.CompileError, match="'compare' \\(Greater\\): tensor 'm' is bool: .* single tensor"):
+    with pytest.raises(mcucompile.CompileError, match="'either' \\(Xor\\): supported only as part of a function"):
         mcucompile.compile(model, name="m")

@@ -133,32 +133,39 @@ def constant_operand(node: Node, index: int, g: Graph) -> tuple[np.ndarray, Quan
     return to_physical(quant.quantize(value, q)), q
 
 
-def lower_binary(node: Node, g: Graph) -> list[KernelCall]:
+def broadcast_operands_of(node: Node, g: Graph, inputs: tuple[str, str]) -> tuple[dict, dict, list, list[int]]:
+    """What every two-operand broadcasting kernel call needs: (params with the operand order and the broadcast
+    shape, the constant operand's int8 array if any, both operands' quantization, the computed operands' indices
+    in call-input order). One with the output's own layout comes first: the memory planner may then write the
+    output over it (the kernels read each element before writing it)."""
     y = g.tensors[node.outputs[0]]
-    operands = [g.tensors[t] for t in node.inputs[:2]]
+    operands = [g.tensors[t] for t in inputs]
     if all(t.data is not None for t in operands):
         raise CompileError(f"node '{node.name}' ({node.op}): both operands are constants; fold them first")
-    if node.op == "Div" and operands[1].data is None:
-        raise CompileError(f"node '{node.name}' (Div): only division by a constant is supported")
     dims, strides = broadcast_loops(y.shape, [t.shape for t in operands])
     contiguous = tuple(int(np.prod(dims[k + 1 :], dtype=np.int64)) if dims[k] > 1 else 0 for k in range(4))
     full = [tuple(s if d > 1 else 0 for s, d in zip(st, dims)) == contiguous for st in strides]
-    # Tensor operands become the call's inputs, one with the output's own layout first: the memory planner
-    # may then write the output over it (the kernel reads each element before writing it).
     tensors = sorted((k for k, t in enumerate(operands) if t.data is None), key=lambda k: not full[k])
     arrays, qs = {}, [t.quant for t in operands]
     for k, t in enumerate(operands):
         if t.data is not None:
             arrays["constant"], qs[k] = constant_operand(node, k, g)
-    act_min, act_max = quant.activation_range(node.attr("activation"), y.quant)
     params = dict(
         operands=tuple(tensors.index(k) if k in tensors else -1 for k in range(2)),
         out_dims=dims,
         in1_strides=strides[0],
         in2_strides=strides[1],
-        act_min=act_min,
-        act_max=act_max,
+        in_place=int(full[tensors[0]]),
     )
+    return params, arrays, qs, tensors
+
+
+def lower_binary(node: Node, g: Graph) -> list[KernelCall]:
+    y = g.tensors[node.outputs[0]]
+    if node.op == "Div" and g.tensors[node.inputs[1]].data is None:
+        raise CompileError(f"node '{node.name}' (Div): only division by a constant is supported")
+    params, arrays, qs, tensors = broadcast_operands_of(node, g, node.inputs[:2])
+    params["act_min"], params["act_max"] = quant.activation_range(node.attr("activation"), y.quant)
     if node.op in ("Add", "Sub"):
         params.update(add_params(qs[0], qs[1], y.quant), subtract=int(node.op == "Sub"))
         kernel = "add"
@@ -174,7 +181,7 @@ def lower_binary(node: Node, g: Graph) -> list[KernelCall]:
             arrays,
             tuple(node.inputs[k] for k in tensors),
             node.outputs,
-            overlap_gap=0 if full[tensors[0]] else None,
+            overlap_gap=0 if params["in_place"] else None,
         )
     ]
 
@@ -190,17 +197,22 @@ def lower_clip(node: Node, g: Graph) -> list[KernelCall]:
     ]
 
 
+def broadcast_gather(src: np.ndarray, dims, strides) -> np.ndarray:
+    """The int64 elements of `src` (flat) read at every index of the box `dims` with element `strides`."""
+    index = sum(
+        np.arange(d).reshape([d if j == axis else 1 for j in range(len(dims))]) * s
+        for axis, (d, s) in enumerate(zip(dims, strides))
+    )
+    return src.astype(np.int64).ravel()[np.broadcast_to(index, dims).ravel()]
+
+
 def broadcast_operands(call: KernelCall, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Both operands gathered over the output box as int64 (a negative operand index is the constant)."""
-    p, values = call.params, []
-    for k, strides in zip(p["operands"], (p["in1_strides"], p["in2_strides"])):
-        src = (call.arrays["constant"] if k < 0 else inputs[k]).astype(np.int64).ravel()
-        index = sum(
-            np.arange(d).reshape([d if j == axis else 1 for j in range(4)]) * s
-            for axis, (d, s) in enumerate(zip(p["out_dims"], strides))
-        )
-        values.append(src[np.broadcast_to(index, p["out_dims"]).ravel()])
-    return values[0], values[1]
+    p = call.params
+    return tuple(
+        broadcast_gather(call.arrays["constant"] if k < 0 else inputs[k], p["out_dims"], strides)
+        for k, strides in zip(p["operands"], (p["in1_strides"], p["in2_strides"]))
+    )
 
 
 @register_kernel("mcu_add_s8")
@@ -252,13 +264,16 @@ def lower_requantize(node: Node, g: Graph) -> list[KernelCall]:
     ]
 
 
+def requantize_values(values: np.ndarray, input_offset: int, output_offset: int, multiplier: int, shift: int):
+    """int8 values to a new scale and zero point (mcu_requantize_s8_value)."""
+    v = quant.multiply_by_quantized_multiplier(np.asarray(values, np.int64) + input_offset, multiplier, shift)
+    return np.clip(v + output_offset, -128, 127).astype(np.int8)
+
+
 @register_kernel("mcu_requantize_s8")
 def requantize_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
     p = call.params
-    v = quant.multiply_by_quantized_multiplier(
-        inputs[0].astype(np.int64).ravel() + p["input_offset"], p["multiplier"], p["shift"]
-    )
-    return np.clip(v + p["output_offset"], -128, 127).astype(np.int8)
+    return requantize_values(inputs[0].ravel(), p["input_offset"], p["output_offset"], p["multiplier"], p["shift"])
 
 
 register(OpDef("Requantize", reference=requantize_reference, lower=lower_requantize))

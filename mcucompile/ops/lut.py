@@ -125,10 +125,10 @@ BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 TERNARY: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
     "Where": lambda c, a, b: np.where(_truth(c), a, b),
 }
-# Ops that only compile as part of such a chain (a single tensor's function): comparisons, logic and Where give
-# bool tensors, which are never stored; Pow, Max and Min of two tensors have no kernel.
-CHAIN_ONLY = frozenset({"Pow", "Max", "Min", "Not", "Cast", *TERNARY}) | frozenset(BINARY) - {
-    "Add", "Sub", "Mul", "Div", "PRelu"}
+# Ops that only compile as part of such a chain (a single tensor's function): Pow and Xor of two tensors have no
+# kernel; Not and Cast of one tensor always are one. Max, Min, comparisons, And, Or and Where of several tensors
+# are ops/select.py's.
+CHAIN_ONLY = frozenset({"Pow", "Xor", "Not", "Cast"})
 
 
 def pointwise(node: Node, args: list[np.ndarray]) -> np.ndarray:
@@ -213,6 +213,6 @@ for _op in UNARY:
     register(OpDef(_op, reference=_unary_reference, lower=_lower_chain_only if chain_only else _lower_lut,
                    check=check_chain_only if chain_only else None))  # fmt: skip
 register(OpDef("PointwiseLut", reference=_chain_reference, lower=_lower_lut))
-for _op in sorted(CHAIN_ONLY - set(UNARY)):  # PRelu, also a tensor slope, is ops/prelu.py's
+for _op in sorted(CHAIN_ONLY - set(UNARY)):  # the other BINARY ops are elementwise.py's, prelu.py's, select.py's
     register(OpDef(_op, reference=lambda n, *args: [pointwise(n, list(args)).astype(np.float32)],
                    lower=_lower_chain_only, check=check_chain_only))  # fmt: skip

@@ -38,20 +38,7 @@ def fold_batchnorm(g: Graph) -> Graph:
             fused = Node(producer.op, producer.name, (producer.inputs[0], w_name, b_name), bn.outputs, producer.attrs)
             nodes = [fused if n is producer else n for n in g.nodes if n is not bn]
         else:
-            x = g.tensors[bn.inputs[0]]
-            if len(x.shape) != 4:
-                raise CompileError(
-                    f"node '{bn.name}' (BatchNormalization): a BN that does not follow a Conv or Gemm is "
-                    f"supported on 4-D tensors only, got {x.shape}"
-                )
-            c = x.shape[1]
-            w_name, b_name = f"{bn.name}::weight", f"{bn.name}::bias"
-            new[w_name] = Tensor(w_name, (c, 1, 1, 1), "float32", data=scale.reshape(c, 1, 1, 1).astype(np.float32))
-            new[b_name] = Tensor(b_name, (c,), "float32", data=shift.astype(np.float32))
-            conv = Node(
-                "Conv", bn.name, (bn.inputs[0], w_name, b_name), bn.outputs[:1], {"group": c, "kernel_shape": (1, 1)}
-            )
-            nodes = [conv if n is bn else n for n in g.nodes]
+            nodes = [n for m in g.nodes for n in (_as_depthwise_conv(g, bn, scale, shift, new) if m is bn else [m])]
         g = g.rewrite(nodes, new)
     return g
 
@@ -67,3 +54,29 @@ def _foldable(g: Graph, producer: Node | None, bn: Node) -> bool:
         and g.const(producer.inputs[1]) is not None
         and (len(producer.inputs) < 3 or not producer.inputs[2] or g.const(producer.inputs[2]) is not None)
     )
+
+
+def _as_depthwise_conv(g: Graph, bn: Node, scale: np.ndarray, shift: np.ndarray, new: dict[str, Tensor]) -> list[Node]:
+    """y = x * scale + shift per channel as a depthwise 1x1 Conv; a tensor of another rank (BatchNorm1d on (N, C)
+    or (N, C, L) outside a lifted 1-D network, BatchNorm3d) runs on its (N, C, 1, rest) view."""
+    x = g.tensors[bn.inputs[0]]
+    if len(x.shape) < 2:
+        raise CompileError(f"node '{bn.name}' (BatchNormalization): input '{x.name}' has rank {len(x.shape)}; "
+                           "BatchNormalization needs (N, C, ...)")
+    c = x.shape[1]
+    w_name, b_name = f"{bn.name}::weight", f"{bn.name}::bias"
+    new[w_name] = Tensor(w_name, (c, 1, 1, 1), "float32", data=scale.reshape(c, 1, 1, 1).astype(np.float32))
+    new[b_name] = Tensor(b_name, (c,), "float32", data=shift.astype(np.float32))
+    attrs = {"group": c, "kernel_shape": (1, 1)}
+    if len(x.shape) == 4:
+        return [Node("Conv", bn.name, (bn.inputs[0], w_name, b_name), bn.outputs[:1], attrs)]
+    shape4 = (x.shape[0], c, 1, int(np.prod(x.shape[2:], dtype=np.int64)))
+    x4, y4, y = f"{bn.name}::x_4d", f"{bn.name}::y_4d", bn.outputs[0]
+    new[x4], new[y4] = Tensor(x4, shape4, x.dtype), Tensor(y4, shape4, x.dtype)
+    for name, shape in ((f"{x4}::shape", shape4), (f"{y}::shape", x.shape)):
+        new[name] = Tensor(name, (len(shape),), "int64", data=np.array(shape, np.int64))
+    return [
+        Node("Reshape", f"{bn.name}::to_4d", (bn.inputs[0], f"{x4}::shape"), (x4,)),
+        Node("Conv", bn.name, (x4, w_name, b_name), (y4,), attrs),
+        Node("Reshape", f"{bn.name}::back", (y4, f"{y}::shape"), (y,)),
+    ]

@@ -19,6 +19,7 @@ import numpy as np
 from .. import quant
 from ..ir import CompileError, Graph, Node, QuantParams, Tensor
 from ..ops import registry
+from ..ops.select import BOOL_QUANT
 
 SOFTMAX_QUANT = QuantParams.per_tensor(1.0 / 256.0, -128)  # TFLite's fixed int8 softmax output
 
@@ -72,7 +73,12 @@ def quantize(
                 _quantize_bias(g, node, inputs, op.bias_input, x.quant, wq, tensors, correction)
         for out in node.outputs:
             if out:
-                q = activation_quant(shared[out]) if out in shared else activation_quant(out, op.quant, x.quant)
+                if g.tensors[out].dtype == "bool":
+                    q = BOOL_QUANT  # a mask: 0 or 1 (ops/select.py)
+                elif out in shared:
+                    q = activation_quant(shared[out])
+                else:
+                    q = activation_quant(out, op.quant, x.quant)
                 tensors[out] = replace(tensors[out], dtype="int8", quant=q)
         nodes.append(Node(node.op, node.name, tuple(inputs), node.outputs, node.attrs))
     return g.rewrite(nodes, tensors)

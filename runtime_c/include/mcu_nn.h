@@ -215,6 +215,32 @@ MCU_API mcu_status mcu_reduce_s8(const mcu_context *ctx,
                                  int8_t *output);
 
 /**
+ * @brief int8 maximum, minimum or comparison of two tensors with broadcasting. Both inputs are rescaled to a
+ *        common scale as mcu_add_s8 does; MAX/MIN requantize the chosen value to the output, comparisons write
+ *        1 or 0 (a bool tensor: scale 1, zero point 0). Shapes, strides and in-place use as mcu_add_s8.
+ */
+MCU_API mcu_status mcu_compare_s8(const mcu_context *ctx,
+                                  const mcu_compare_params *params,
+                                  const mcu_broadcast_shape *shape,
+                                  const int8_t *input1,
+                                  const int8_t *input2,
+                                  int8_t *output);
+
+/**
+ * @brief int8 Where: output = condition != 0 ? requantized when_true : requantized when_false, each operand
+ *        broadcast. true_shape walks (condition, when_true) and false_shape (condition, when_false) over the
+ *        output box as in mcu_add_s8; every output element is written once. The output may not overlap an input.
+ */
+MCU_API mcu_status mcu_where_s8(const mcu_context *ctx,
+                                const mcu_where_params *params,
+                                const mcu_broadcast_shape *true_shape,
+                                const mcu_broadcast_shape *false_shape,
+                                const int8_t *condition,
+                                const int8_t *when_true,
+                                const int8_t *when_false,
+                                int8_t *output);
+
+/**
  * @brief int8 add or subtract with broadcasting and different scales (TFLite Micro's ADD and SUB).
  *        Output element (i0..i3) of the row-major box shape->out_dims reads input k at
  *        sum(i_j * shape->ink_strides[j]). The output may be the same buffer as an input whose strides are

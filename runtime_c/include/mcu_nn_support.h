@@ -109,6 +109,14 @@ static inline int32_t mcu_requantize(int32_t x, int32_t multiplier, int32_t shif
     return mcu_divide_by_pot(mcu_mul_high_rounded(x, multiplier), -shift);
 }
 
+/* An int8 value x requantized by q, saturated to int8 (REQUANTIZE, and Where's chosen values). */
+MCU_MAYBE_UNUSED static inline int8_t mcu_requantize_s8_value(const mcu_requantize_params *q, int32_t x)
+{
+    const int32_t v = mcu_requantize(x + q->input_offset, q->multiplier, q->shift);
+    /* Bound first: a saturated value plus the offset would overflow, and the clamp gives the same result. */
+    return (int8_t)mcu_clamp(mcu_clamp(v, -256, 256) + q->output_offset, -128, 127);
+}
+
 /* Two-MACs-per-instruction helpers for the *_fast kernels. MCU_DSP is 1 where they are available: on
  * Armv7E-M / Armv8-M with the DSP extension (ACLE intrinsics), or anywhere with -DMCU_EMULATE_DSP (portable C
  * twins of the same instructions, so the host tests run the DSP code path bit for bit). Otherwise the kernels

@@ -159,6 +159,28 @@ typedef struct
     int32_t in2_strides[4]; /**< the same for input 2 */
 } mcu_broadcast_shape;
 
+/** What mcu_compare_s8 computes from the two rescaled inputs a and b. */
+typedef enum
+{
+    MCU_PICK_MAX = 0,         /**< max(a, b), requantized (Max; Or of two bool tensors) */
+    MCU_PICK_MIN = 1,         /**< min(a, b), requantized (Min; And of two bool tensors) */
+    MCU_IS_GREATER = 2,       /**< 1 where a > b, else 0 (Greater; Less with the inputs swapped) */
+    MCU_IS_GREATER_EQUAL = 3, /**< 1 where a >= b, else 0 */
+    MCU_IS_EQUAL = 4          /**< 1 where a == b, else 0 */
+} mcu_compare_op;
+
+typedef struct
+{
+    mcu_add_params rescale; /**< both inputs to one scale as ADD does; output fields used by MAX/MIN only */
+    int32_t op;             /**< an mcu_compare_op */
+} mcu_compare_params;
+
+typedef struct
+{
+    mcu_requantize_params when_true;  /**< the value chosen where the condition is non-zero, to the output */
+    mcu_requantize_params when_false; /**< the value chosen where it is zero */
+} mcu_where_params;
+
 typedef struct
 {
     int32_t batches;        /**< N: independent normalisations of positions x groups x group_channels values */
