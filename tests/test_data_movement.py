@@ -208,7 +208,7 @@ def test_rank_7_transpose_is_refused_before_calibration():
     shape = (1, 2, 1, 2, 1, 2, 2)
     node = helper.make_node("Transpose", ["x"], ["y"], perm=list(reversed(range(7))))
     model = make_model([node], {"x": shape}, ["y"])
-    with pytest.raises(mcucompile.CompileError, match="Transpose.*rank 7"):
+    with pytest.raises(mcucompile.CompileError, match="tensor 'x' has rank 7; at most 6"):  # at import
         mcucompile.compile(model, calibration=np.zeros((1, *shape), np.float32))
 
 
