@@ -215,14 +215,20 @@ def broadcast_operands(call: KernelCall, inputs: list[np.ndarray]) -> tuple[np.n
     )
 
 
+def rescaled_operands(call: KernelCall, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Both operands over the output box, rescaled to one scale with add_params' constants (mcu_rescale_input)."""
+    p, mbqm = call.params, quant.multiply_by_quantized_multiplier
+    a, b = broadcast_operands(call, inputs)
+    r1 = mbqm((a + p["input1_offset"]) << p["left_shift"], p["input1_multiplier"], p["input1_shift"])
+    r2 = mbqm((b + p["input2_offset"]) << p["left_shift"], p["input2_multiplier"], p["input2_shift"])
+    return r1, r2
+
+
 @register_kernel("mcu_add_s8")
 def add_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
     p = call.params
     mbqm = quant.multiply_by_quantized_multiplier
-    a, b = broadcast_operands(call, inputs)
-    v1 = (a + p["input1_offset"]) << p["left_shift"]
-    v2 = (b + p["input2_offset"]) << p["left_shift"]
-    r1, r2 = mbqm(v1, p["input1_multiplier"], p["input1_shift"]), mbqm(v2, p["input2_multiplier"], p["input2_shift"])
+    r1, r2 = rescaled_operands(call, inputs)
     total = r1 - r2 if p["subtract"] else r1 + r2  # TFLite Micro's SUB subtracts the rescaled input 2
     out = mbqm(total, p["output_multiplier"], p["output_shift"]) + p["output_offset"]
     return np.clip(out, p["act_min"], p["act_max"]).astype(np.int8)

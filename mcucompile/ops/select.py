@@ -20,10 +20,10 @@ from ..layout import broadcast_loops, to_physical
 from .elementwise import (
     add_params,
     broadcast_gather,
-    broadcast_operands,
     broadcast_operands_of,
     check_binary,
     requantize_values,
+    rescaled_operands,
 )
 from .lut import pointwise
 from .registry import OpDef, register, register_kernel
@@ -64,9 +64,7 @@ def lower_compare(node: Node, g: Graph) -> list[KernelCall]:
 @register_kernel("mcu_compare_s8")
 def compare_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray:
     p, mbqm = call.params, quant.multiply_by_quantized_multiplier
-    a, b = broadcast_operands(call, inputs)
-    ra = mbqm((a + p["input1_offset"]) << p["left_shift"], p["input1_multiplier"], p["input1_shift"])
-    rb = mbqm((b + p["input2_offset"]) << p["left_shift"], p["input2_multiplier"], p["input2_shift"])
+    ra, rb = rescaled_operands(call, inputs)
     if p["op"] in PICKS:
         chosen = np.maximum(ra, rb) if p["op"] == 0 else np.minimum(ra, rb)
         out = mbqm(chosen, p["output_multiplier"], p["output_shift"]) + p["output_offset"]
@@ -138,8 +136,7 @@ def where_s8_reference(call: KernelCall, inputs: list[np.ndarray]) -> np.ndarray
     return np.where(condition, when_true, when_false).astype(np.int8)
 
 
-for _op in COMPARE_OPS:
-    picks_a_value = COMPARE_CODES.get(_op) in PICKS and _op not in ("And", "Or")  # Max/Min take a following ReLU
+for _op in COMPARE_OPS:  # Max and Min take a following ReLU as their clamp
     register(OpDef(_op, reference=_reference, lower=lower_compare, check=check_binary,
-                   fusable_activation=picks_a_value))
+                   fusable_activation=_op in ("Max", "Min")))
 register(OpDef("Where", reference=_reference, lower=lower_where, check=check_where))

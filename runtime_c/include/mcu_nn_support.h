@@ -109,6 +109,14 @@ static inline int32_t mcu_requantize(int32_t x, int32_t multiplier, int32_t shif
     return mcu_divide_by_pot(mcu_mul_high_rounded(x, multiplier), -shift);
 }
 
+/* ADD's rescaling of one int8 input: (x + offset) * 2^left_shift (< 2^28 for int8 with left_shift 20, so no
+ * overflow) to the common scale of both inputs. Shared by add/sub and the comparisons. */
+MCU_MAYBE_UNUSED static inline int32_t mcu_rescale_input(int32_t x, int32_t offset, int32_t left_shift,
+                                                         int32_t multiplier, int32_t shift)
+{
+    return mcu_requantize((x + offset) * (1 << left_shift), multiplier, shift);
+}
+
 /* An int8 value x requantized by q, saturated to int8 (REQUANTIZE, and Where's chosen values). */
 MCU_MAYBE_UNUSED static inline int8_t mcu_requantize_s8_value(const mcu_requantize_params *q, int32_t x)
 {

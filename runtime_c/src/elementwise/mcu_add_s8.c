@@ -14,13 +14,13 @@ static void mcu_add_row(const void *params_,
     const int32_t sign = params->subtract ? -1 : 1;
     for (int32_t i = 0; i < count; i++)
     {
-        /* (x + offset) * 2^20 <= 255 * 2^20 < 2^28: no overflow before rescaling. */
-        const int32_t a = (input1[i * step1] + params->input1_offset) * (1 << params->left_shift);
-        const int32_t b = (input2[i * step2] + params->input2_offset) * (1 << params->left_shift);
+        const int32_t a = mcu_rescale_input(input1[i * step1], params->input1_offset, params->left_shift,
+                                            params->input1_multiplier, params->input1_shift);
+        const int32_t b = mcu_rescale_input(input2[i * step2], params->input2_offset, params->left_shift,
+                                            params->input2_multiplier, params->input2_shift);
         /* SUB subtracts the rescaled input 2 (TFLite Micro's SubElementwise), not a negated multiplier:
          * the two differ on exact rounding ties. */
-        const int32_t sum = mcu_requantize(a, params->input1_multiplier, params->input1_shift) +
-                            sign * mcu_requantize(b, params->input2_multiplier, params->input2_shift);
+        const int32_t sum = a + sign * b;
         const int32_t out =
             mcu_requantize(sum, params->output_multiplier, params->output_shift) + params->output_offset;
         output[i] = (int8_t)mcu_clamp(out, params->activation.min, params->activation.max);

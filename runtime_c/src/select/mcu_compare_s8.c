@@ -14,11 +14,10 @@ static void mcu_compare_row(const void *params_,
     const mcu_add_params *r = &params->rescale;
     for (int32_t i = 0; i < count; i++)
     {
-        /* As in mcu_add_s8: (x + offset) * 2^20 < 2^28, then both to twice the larger input scale. */
-        const int32_t a = mcu_requantize((input1[i * step1] + r->input1_offset) * (1 << r->left_shift),
-                                         r->input1_multiplier, r->input1_shift);
-        const int32_t b = mcu_requantize((input2[i * step2] + r->input2_offset) * (1 << r->left_shift),
-                                         r->input2_multiplier, r->input2_shift);
+        const int32_t a =
+            mcu_rescale_input(input1[i * step1], r->input1_offset, r->left_shift, r->input1_multiplier, r->input1_shift);
+        const int32_t b =
+            mcu_rescale_input(input2[i * step2], r->input2_offset, r->left_shift, r->input2_multiplier, r->input2_shift);
         int32_t out;
         switch (params->op)
         {
